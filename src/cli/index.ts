@@ -1,0 +1,2 @@
+export { buildProgram, main } from './program.ts';
+export { UserInputError, reportFailure } from './failure.ts';
