@@ -1,5 +1,5 @@
 // Public face of the datasets stage: open any supported layout, read point clouds, inspect a sequence.
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { DatasetLayoutError } from './errors.ts';
 import { isDairV2XCLayout, openDairV2XC } from './dair.ts';
 import { isOpv2vLayout, openOpv2v } from './opv2v.ts';
@@ -28,11 +28,10 @@ export async function openDataset(path: string, opts: OpenOptions = {}): Promise
   const format = await detectFormat(path);
   if (format === 'dair-v2x-c') return openDairV2XC(path, opts);
   if (format === 'opv2v') return openOpv2v(path, opts);
-  throw new DatasetLayoutError(
-    path,
-    'not a dataset layout v2xfuse reads',
-    'expected DAIR-V2X-C (cooperative/data_info.json, vehicle-side/, infrastructure-side/) or OPV2V/V2V4Real (scenario folders holding integer agent folders with NNNNNN.yaml)',
-  );
+  // Neither layout matched: let the reader the folder most resembles say precisely what is missing.
+  const entries = new Set(await readdir(path).catch(() => [] as string[]));
+  if (entries.has('cooperative') || entries.has('vehicle-side') || entries.has('infrastructure-side')) return openDairV2XC(path, opts);
+  return openOpv2v(path, opts);
 }
 
 export type { DatasetFormat };

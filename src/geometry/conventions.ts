@@ -63,20 +63,30 @@ export function dairTransformToMatrix(t: { rotation: readonly (readonly number[]
   ]);
 }
 
-// OPV2V camera `extrinsic` maps CARLA camera axes (x forward, y right, z up; left-handed) into the LiDAR's CARLA
-// axes. Our cameras use the OpenCV optical frame (x right, y down, z forward), and our LiDAR frame is mirrored
-// (S). So opticalToLidar = S · extrinsic · C, where C takes optical coordinates to CARLA camera coordinates:
-// x_carla = z_opt, y_carla = x_opt, z_carla = −y_opt.
+// OPV2V camera `extrinsic` maps LiDAR coordinates into the camera's, both in CARLA axes (the camera's are UE4's:
+// x forward, y right, z up; left-handed): HEAL documents it as "Twc^-1 @ Twl = T_camera_LiDAR", CoBEVT's
+// project_3d_to_camera applies it to LiDAR points, and in the real sample camera0's extrinsic translation is
+// (−3, 0, 0.9) for a camera that sits 3 m ahead of the LiDAR. Our cameras use the OpenCV optical frame (x right,
+// y down, z forward) and our LiDAR frame is mirrored (S), so opticalToLidar = S · extrinsic⁻¹ · C, where C takes
+// optical coordinates to CARLA camera coordinates: x_carla = z_opt, y_carla = x_opt, z_carla = −y_opt.
 const MIRROR_Y = fromRowMajor([[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
 const OPTICAL_TO_CARLA_CAMERA = fromRowMajor([[0, 0, 1, 0], [1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]]);
-const CARLA_CAMERA_TO_OPTICAL = invertRigid(OPTICAL_TO_CARLA_CAMERA);
 
-/** OPV2V camera `extrinsic` (4x4 rows) → camera optical frame → our right-handed LiDAR frame. */
+/** OPV2V camera `extrinsic` (LiDAR → camera, CARLA axes, 4x4 rows) → camera optical frame → our LiDAR frame. */
 export function opv2vCameraExtrinsicToOptical(extrinsic: readonly (readonly number[])[]): Mat4 {
-  return multiply(multiply(MIRROR_Y, fromRowMajor(extrinsic, 'extrinsic')), OPTICAL_TO_CARLA_CAMERA);
+  return multiply(multiply(MIRROR_Y, invertRigid(fromRowMajor(extrinsic, 'extrinsic'))), OPTICAL_TO_CARLA_CAMERA);
 }
 
-/** Inverse of opv2vCameraExtrinsicToOptical: our optical → LiDAR transform written as an OPV2V `extrinsic`. */
+// carlaPoseToMatrix(cords) maps the mirrored UE4 camera frame (x forward, y left, z up) to our world, so
+// optical → that frame is S · C.
+const OPTICAL_TO_MIRRORED_CARLA_CAMERA = multiply(MIRROR_Y, OPTICAL_TO_CARLA_CAMERA);
+
+/** The same transform from the camera's world pose `cords` (CARLA, degrees) and the LiDAR's pose (ours). */
+export function opv2vCameraCordsToOptical(cords: readonly number[], lidarToWorld: Mat4): Mat4 {
+  return multiply(multiply(invertRigid(lidarToWorld), carlaPoseToMatrix(cords)), OPTICAL_TO_MIRRORED_CARLA_CAMERA);
+}
+
+/** Inverse of opv2vCameraExtrinsicToOptical: an optical → LiDAR transform written as an OPV2V `extrinsic`. */
 export function opticalToOpv2vCameraExtrinsic(cameraToLidarOptical: Mat4): number[][] {
-  return toRowMajor(multiply(multiply(MIRROR_Y, cameraToLidarOptical), CARLA_CAMERA_TO_OPTICAL));
+  return toRowMajor(multiply(multiply(OPTICAL_TO_CARLA_CAMERA, invertRigid(cameraToLidarOptical)), MIRROR_Y));
 }

@@ -69,8 +69,9 @@ test('dairTransformToMatrix: p_out = R·p + t, accepting 3x1 and flat translatio
 });
 
 test('OPV2V camera extrinsic: a front camera looks along our +x with image-down = our −z', () => {
-  // Front camera 2.5 m ahead of the LiDAR, CARLA axes aligned with the LiDAR's: extrinsic is a pure translation.
-  const extrinsic = [[1, 0, 0, 2.5], [0, 1, 0, 0], [0, 0, 1, -0.4], [0, 0, 0, 1]];
+  // Front camera 2.5 m ahead of and 0.4 m below the LiDAR, axes aligned: the extrinsic (LiDAR → camera) is the
+  // opposite translation, as in the real sample where camera0 3 m ahead has translation (−3, 0, 0.9).
+  const extrinsic = [[1, 0, 0, -2.5], [0, 1, 0, 0], [0, 0, 1, 0.4], [0, 0, 0, 1]];
   const m = opv2vCameraExtrinsicToOptical(extrinsic);
   const ahead = transformPoint(m, 0, 0, 10); // 10 m along the optical axis
   close(ahead[0], 12.5); close(ahead[1], 0); close(ahead[2], -0.4);
@@ -78,6 +79,10 @@ test('OPV2V camera extrinsic: a front camera looks along our +x with image-down 
   close(right[1], -1); // our y is left, so right is −y
   const down = transformPoint(m, 0, 1, 0);
   close(down[2], -1.4);
+  // A right-side camera (CARLA yaw +90°, i.e. looking along CARLA +y = our −y): extrinsic rotation is yaw −90°.
+  const rightCam = opv2vCameraExtrinsicToOptical([[0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
+  const axis = transformPoint(rightCam, 0, 0, 1);
+  close(axis[0], 0); close(axis[1], -1); close(axis[2], 0);
   const back = opticalToOpv2vCameraExtrinsic(m);
   extrinsic.forEach((row, r) => row.forEach((v, c) => close(back[r][c], v, 1e-12)));
 });
