@@ -33,7 +33,12 @@ export interface CameraFrame {
   height?: number;
   /** 3x3 row-major intrinsic matrix. */
   intrinsic: Float64Array;
-  /** Camera (OpenCV optical frame: x right, y down, z forward) → agent LiDAR frame, 4x4 row-major. */
+  /** OpenCV distortion coefficients (k1, k2, p1, p2, k3) when the dataset gives them; images are not undistorted. */
+  distortion?: number[];
+  /**
+   * Camera (OpenCV optical frame: x right, y down, z forward) → agent LiDAR frame, 4x4 row-major. Usually rigid,
+   * but not always (DAIR's infrastructure calibration is a general affine): invert it with invertAffine.
+   */
   cameraToLidar: Mat4;
   /** Absolute path to the image file. */
   path: string;

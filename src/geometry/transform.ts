@@ -69,6 +69,34 @@ export function invertRigid(m: Mat4): Mat4 {
   return out;
 }
 
+/**
+ * Inverse of a general affine [A t; 0 1]. Calibration matrices fitted by hand are not always rotations (DAIR's
+ * infrastructure virtuallidar_to_camera has singular values 1.00, 0.99, 0.82), and their labels only agree with
+ * the images through the matrix as published, so such matrices are inverted exactly, not as rigid transforms.
+ */
+export function invertAffine(m: Mat4): Mat4 {
+  const a = m[0], b = m[1], c = m[2], d = m[4], e = m[5], f = m[6], g = m[8], h = m[9], i = m[10];
+  const c00 = e * i - f * h;
+  const c01 = -(d * i - f * g);
+  const c02 = d * h - e * g;
+  const det = a * c00 + b * c01 + c * c02;
+  if (!(Math.abs(det) > 1e-12)) throw new RangeError(`singular matrix (determinant ${det})`);
+  const inv = [
+    c00 / det, -(b * i - c * h) / det, (b * f - c * e) / det,
+    c01 / det, (a * i - c * g) / det, -(a * f - c * d) / det,
+    c02 / det, -(a * h - b * g) / det, (a * e - b * d) / det,
+  ];
+  const out = new Float64Array(16);
+  for (let r = 0; r < 3; r++) {
+    out[r * 4] = inv[r * 3];
+    out[r * 4 + 1] = inv[r * 3 + 1];
+    out[r * 4 + 2] = inv[r * 3 + 2];
+    out[r * 4 + 3] = -(inv[r * 3] * m[3] + inv[r * 3 + 1] * m[7] + inv[r * 3 + 2] * m[11]);
+  }
+  out[15] = 1;
+  return out;
+}
+
 export function transformPoint(m: Mat4, x: number, y: number, z: number): Vec3 {
   return [
     m[0] * x + m[1] * y + m[2] * z + m[3],

@@ -65,3 +65,13 @@ test('wrapAngle and yawOf', () => {
   close(wrapAngle(degToRad(370)), degToRad(10), 1e-12);
   close(yawOf(poseToMatrix({ x: 0, y: 0, z: 0, roll: 0, pitch: 0, yaw: -2 })), -2);
 });
+
+test('invertAffine inverts a non-rigid affine exactly and refuses a singular one', async () => {
+  const { invertAffine, multiply: mul } = await import('../../src/geometry/index.ts');
+  // A squashed, sheared matrix like DAIR's infrastructure camera calibration.
+  const m = new Float64Array([1, 0.2, 0, 3, 0, 0.8, 0.1, -2, 0.05, 0, 1.1, 0.5, 0, 0, 0, 1]);
+  const p = mul(m, invertAffine(m));
+  const id = identity();
+  for (let i = 0; i < 16; i++) close(p[i], id[i], 1e-12);
+  assert.throws(() => invertAffine(new Float64Array([1, 2, 3, 0, 2, 4, 6, 0, 0, 0, 1, 0, 0, 0, 0, 1])), /singular/);
+});
