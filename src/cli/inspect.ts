@@ -5,18 +5,25 @@ import { progressBar } from './progress.ts';
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-export function printInspectReport(r: InspectReport): void {
+export function printInspectReport(r: InspectReport, pointsRead = true): void {
   const out: string[] = [];
   out.push(`format: ${r.format}   root: ${r.root}`);
-  for (const w of r.warnings) out.push(`warning: ${w}`);
+  for (const w of r.warnings.slice(0, 3)) out.push(`warning: ${w}`);
+  if (r.warnings.length > 3) out.push(`warning: … and ${r.warnings.length - 3} more (--json lists them all)`);
   for (const s of r.scenarios) {
     out.push('');
     out.push(`scenario ${s.name}: ${s.frames} frames, ${s.agents.length} agents`);
-    for (const a of s.agents) out.push(`  agent ${a.id.padStart(6)}  ${a.kind.padEnd(7)}  ${a.frames} frames`);
-    out.push(`  points per scan: mean ${fmt(s.pointsPerScan.mean)}  min ${fmt(s.pointsPerScan.min)}  max ${fmt(s.pointsPerScan.max)}`);
+    const idWidth = Math.max(...s.agents.map((a) => a.id.length));
+    for (const a of s.agents) out.push(`  agent ${a.id.padEnd(idWidth)}  ${a.kind.padEnd(7)}  ${a.frames} frames`);
+    out.push(
+      pointsRead
+        ? `  points per scan: mean ${fmt(s.pointsPerScan.mean)}  min ${fmt(s.pointsPerScan.min)}  max ${fmt(s.pointsPerScan.max)}`
+        : '  points per scan: not read (--no-points)',
+    );
     out.push(`  objects per frame (cooperative ground truth): mean ${fmt(s.boxesPerFrame.mean, 1)}  min ${s.boxesPerFrame.min}  max ${s.boxesPerFrame.max}`);
     const shown = s.perFrame.length <= 12 ? s.perFrame : [...s.perFrame.slice(0, 5), null, ...s.perFrame.slice(-5)];
-    out.push('  frame     ' + s.agents.map((a) => `${a.id}: points/boxes`.padStart(24)).join(''));
+    const width = Math.max(24, ...s.agents.map((a) => a.id.length + 16));
+    out.push('  frame   ' + s.agents.map((a) => `${a.id}: ${pointsRead ? 'points/' : ''}boxes`.padStart(width)).join(''));
     for (const f of shown) {
       if (!f) {
         out.push('  …');
@@ -24,7 +31,7 @@ export function printInspectReport(r: InspectReport): void {
       }
       const cells = s.agents.map((a) => {
         const x = f.agents.find((g) => g.id === a.id);
-        return (x ? `${fmt(x.points)} / ${x.boxes}` : '—').padStart(24);
+        return (x ? (pointsRead ? `${fmt(x.points)} / ${x.boxes}` : `${x.boxes}`) : '—').padStart(width);
       });
       out.push(`  ${f.frameId.padEnd(8)}${cells.join('')}`);
     }
@@ -59,7 +66,7 @@ export function registerInspect(program: Command): void {
           onProgress: (done, total, scenario) => bar.update(done, total, { scenario }),
         }).finally(() => bar.stop());
         if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-        else printInspectReport(report);
+        else printInspectReport(report, o.points);
       }),
     );
 }

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerInspect } from './inspect.ts';
 import { registerSimulate } from './simulate.ts';
+import { registerDemo } from './demo.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInspect(program);
   registerSimulate(program);
+  registerDemo(program);
   return program;
 }
 

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { loadScenario, simulateSequence } from '../sim/index.ts';
 import { action } from './failure.ts';
 import { progressBar } from './progress.ts';
 
@@ -24,6 +23,8 @@ export function registerSimulate(program: Command): void {
     .option('--json', 'print the run summary as JSON')
     .action(
       action(async (o: { scenario: string; out: string; frames: number; seed: number; camera: boolean; json?: boolean }) => {
+        // Loaded on use: the simulator pulls in sharp, which other commands do not need.
+        const { loadScenario, simulateSequence } = await import('../sim/index.ts');
         const scenario = await loadScenario(o.scenario);
         const bar = progressBar('simulate', 'frames');
         const summary = await simulateSequence({
@@ -32,7 +33,7 @@ export function registerSimulate(program: Command): void {
           seed: o.seed,
           outDir: o.out,
           cameras: o.camera,
-          onFrame: (done, total) => bar.update(done, total),
+          onFrame: (done: number, total: number) => bar.update(done, total),
         }).finally(() => bar.stop());
         if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
         else process.stdout.write(`wrote ${o.frames} frames of '${o.scenario}' (seed ${o.seed}) to ${o.out}\n${JSON.stringify(summary, null, 2)}\n`);
