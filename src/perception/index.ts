@@ -1,4 +1,5 @@
-// The perception stage: BEV grid, LiDAR pillarisation and the pillar scatter (ONNX encoders come later).
+// The perception stage: BEV grid, LiDAR pillarisation, ONNX Runtime sessions for the encoders, fusion attention
+// and detection head, anchor decoding and rotated NMS.
 export {
   type BevGrid,
   type GridCell,
@@ -25,3 +26,64 @@ export {
   Pillarizer,
   scatterToBev,
 } from './pillarize.ts';
+export {
+  type AnchorClassSpec,
+  type AnchorChannel,
+  type AnchorLayout,
+  AnchorError,
+  BOX_CODE_SIZE,
+  anchorBox,
+  anchorLayout,
+  decodeBox,
+  encodeBox,
+  generateAnchors,
+  wrapHalfTurn,
+} from './anchors.ts';
+export {
+  type DecodeOptions,
+  DEFAULT_PRE_NMS_TOP_K,
+  DEFAULT_SCORE_THRESHOLD,
+  DecodeError,
+  DetectionDecoder,
+  decodeDetections,
+  sigmoid,
+} from './decode.ts';
+export { DEFAULT_NMS_IOU_THRESHOLD, nmsPerClass, rotatedNms } from './nms.ts';
+export {
+  type ModelFileEntry,
+  type ModelRole,
+  type PerceptionManifest,
+  type PostprocessSettings,
+  DEFAULT_POSTPROCESS,
+  MANIFEST_FORMAT_VERSION,
+  MODEL_ROLES,
+  ManifestError,
+  loadManifest,
+  parseManifest,
+} from './manifest.ts';
+export {
+  type CudaProviderStatus,
+  type DetectionResult,
+  type DeviceOption,
+  type ExecutionProviderName,
+  type FusionResult,
+  type LidarEncoderOptions,
+  type LidarEncoding,
+  type ModelSession,
+  type PerceptionModelsOptions,
+  type PerceptionStage,
+  type SessionLoadOptions,
+  type StageTimings,
+  CUDA_INSTALL_COMMAND,
+  CudaUnavailableError,
+  DEVICE_OPTIONS,
+  DetectionHead,
+  FusionAttention,
+  LidarEncoder,
+  ModelContractError,
+  ModelFileError,
+  PerceptionInputError,
+  PerceptionModels,
+  createSession,
+  cudaProviderStatus,
+} from './runtime.ts';

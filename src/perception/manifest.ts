@@ -1,0 +1,208 @@
+// The model manifest (models/manifest.json): which ONNX files make up a perception model, their sha256, and the
+// BEV grid, pillar layout, anchors and post-processing they were trained with. DESIGN.md makes the manifest the
+// source of truth for the grid; the runtime refuses a model file whose bytes do not match its recorded hash, so a
+// half-copied or swapped model fails loudly instead of producing plausible boxes.
+//
+// Format (formatVersion 1), paths relative to the manifest's folder:
+// {
+//   "formatVersion": 1,
+//   "modelId": "pp-opv2v-2026-11-21",                 // travels in feature messages; receivers compare it
+//   "description": "...",                              // optional, free text
+//   "grid": { xMin, xMax, yMin, yMax, zMin, zMax, cellSize, featureStride, channels },
+//   "pillar": { "maxPointsPerPillar": 32, "maxPillars": 16000, "features": ["x", "y", ..., "zMinusCenterZ"] },
+//   "anchors": [ { "cls": "vehicle", "l": 4.5, "w": 2.0, "h": 1.6, "z": -0.9, "yaws": [0, 1.5707963] }, ... ],
+//   "postprocess": { "scoreThreshold": 0.2, "nmsIouThreshold": 0.15, "preNmsTopK": 1000 },   // optional
+//   "models": {
+//     "lidar_pfn":        { "file": "lidar_pfn.onnx", "sha256": "<64 hex>" },
+//     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "..." },
+//     "detection_head":   { ... },                     // optional
+//     "fusion_attention": { ... },                     // optional
+//     "camera_encoder":   { ... }                      // optional, later
+//   }
+// }
+// Unknown top-level keys are allowed (a model card, training metadata); unknown keys inside the parts the runtime
+// reads are refused, because a misspelt field there would silently fall back to a default.
+
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { ObjectClass } from '../datasets/index.ts';
+import { type AnchorClassSpec } from './anchors.ts';
+import { BevGridError, validateGrid, type BevGrid } from './grid.ts';
+import { PILLAR_FEATURE_NAMES } from './pillarize.ts';
+
+export const MANIFEST_FORMAT_VERSION = 1;
+
+/** Defaults of OpenCOOD's OPV2V PointPillars configs (postprocess: score_threshold 0.20, nms_thresh 0.15). */
+export const DEFAULT_POSTPROCESS: Readonly<PostprocessSettings> = Object.freeze({
+  scoreThreshold: 0.2,
+  nmsIouThreshold: 0.15,
+  preNmsTopK: 1000,
+});
+
+export const MODEL_ROLES = ['lidar_pfn', 'lidar_backbone', 'detection_head', 'fusion_attention', 'camera_encoder'] as const;
+export type ModelRole = (typeof MODEL_ROLES)[number];
+
+/** A manifest the runtime cannot use; `field` is the dotted path inside it ('' for the file as a whole). */
+export class ManifestError extends Error {
+  readonly userFacing = true;
+  constructor(readonly manifestPath: string, readonly field: string, detail: string) {
+    super(`model manifest ${manifestPath}${field ? `: ${field}` : ''}: ${detail}`);
+    this.name = new.target.name;
+  }
+}
+
+export interface PostprocessSettings {
+  /** Keep anchors with sigmoid score strictly above this (OpenCOOD: torch.gt). */
+  scoreThreshold: number;
+  /** Suppress a box whose BEV IoU with a kept, higher-scoring box of its class is above this. */
+  nmsIouThreshold: number;
+  /** Highest-scoring candidates per class that go into NMS. */
+  preNmsTopK: number;
+}
+
+export interface ModelFileEntry {
+  /** Absolute path of the ONNX file. */
+  path: string;
+  /** As written in the manifest. */
+  file: string;
+  /** Lower-case hex. */
+  sha256: string;
+}
+
+export interface PerceptionManifest {
+  /** Absolute path of the manifest file. */
+  source: string;
+  formatVersion: number;
+  modelId: string;
+  description?: string;
+  grid: BevGrid;
+  pillar: { maxPointsPerPillar: number; maxPillars: number; features: string[] };
+  anchors: AnchorClassSpec[];
+  postprocess: PostprocessSettings;
+  models: Partial<Record<ModelRole, ModelFileEntry>> & Record<'lidar_pfn' | 'lidar_backbone', ModelFileEntry>;
+}
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+const positive = finite.refine((v) => v > 0, 'must be > 0');
+const positiveInt = z.number().int().positive();
+const objectClass = z.enum(['vehicle', 'pedestrian', 'cyclist', 'other'] satisfies ObjectClass[]);
+
+const gridSchema = z
+  .object({
+    xMin: finite, xMax: finite, yMin: finite, yMax: finite, zMin: finite, zMax: finite,
+    cellSize: positive, featureStride: positiveInt, channels: positiveInt,
+  })
+  .strict();
+
+const modelFileSchema = z
+  .object({
+    file: z.string().min(1),
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (sha256 of the file)'),
+  })
+  .strict();
+
+const manifestSchema = z.looseObject({
+  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+  modelId: z.string().min(1),
+  description: z.string().optional(),
+  grid: gridSchema,
+  pillar: z
+    .object({ maxPointsPerPillar: positiveInt, maxPillars: positiveInt, features: z.array(z.string()) })
+    .strict(),
+  anchors: z
+    .array(z.object({ cls: objectClass, l: positive, w: positive, h: positive, z: finite, yaws: z.array(finite).min(1) }).strict())
+    .min(1),
+  postprocess: z
+    .object({
+      scoreThreshold: finite.refine((v) => v >= 0 && v < 1, 'must be in [0, 1)').optional(),
+      nmsIouThreshold: finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
+      preNmsTopK: positiveInt.optional(),
+    })
+    .strict()
+    .optional(),
+  models: z
+    .object({
+      lidar_pfn: modelFileSchema,
+      lidar_backbone: modelFileSchema,
+      detection_head: modelFileSchema.optional(),
+      fusion_attention: modelFileSchema.optional(),
+      camera_encoder: modelFileSchema.optional(),
+    })
+    .strict(),
+});
+
+function fieldPath(p: readonly PropertyKey[]): string {
+  return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i === 0 ? '' : '.'}${String(k)}`)).join('');
+}
+
+/**
+ * Checks a parsed manifest object and resolves its model paths against `source`'s folder. Throws a ManifestError
+ * naming the first offending field. Does not touch the model files (the runtime hashes them when it loads them).
+ */
+export function parseManifest(json: unknown, source: string): PerceptionManifest {
+  const result = manifestSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    let p = [...issue.path];
+    if (issue.code === 'unrecognized_keys' && issue.keys.length >= 1) p = [...p, issue.keys[0]];
+    const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+    throw new ManifestError(source, fieldPath(p), detail);
+  }
+  const m = result.data;
+  let grid: BevGrid;
+  try {
+    grid = validateGrid({ ...m.grid });
+  } catch (err) {
+    if (err instanceof BevGridError) throw new ManifestError(source, `grid.${err.field}`, err.message);
+    throw err;
+  }
+  // The Pillarizer defines the per-point features; a model trained on another layout would run and be wrong.
+  if (m.pillar.features.join(',') !== PILLAR_FEATURE_NAMES.join(',')) {
+    throw new ManifestError(
+      source,
+      'pillar.features',
+      `[${m.pillar.features.join(', ')}] differs from the Pillarizer's [${PILLAR_FEATURE_NAMES.join(', ')}]`,
+    );
+  }
+  const seen = new Set<string>();
+  m.anchors.forEach((a, i) => {
+    if (seen.has(a.cls)) throw new ManifestError(source, `anchors[${i}].cls`, `'${a.cls}' is listed twice`);
+    seen.add(a.cls);
+  });
+  const dir = path.dirname(path.resolve(source));
+  const models: Partial<Record<ModelRole, ModelFileEntry>> = {};
+  for (const role of MODEL_ROLES) {
+    const entry = m.models[role];
+    if (entry) models[role] = { file: entry.file, path: path.resolve(dir, entry.file), sha256: entry.sha256.toLowerCase() };
+  }
+  return {
+    source: path.resolve(source),
+    formatVersion: m.formatVersion,
+    modelId: m.modelId,
+    description: m.description,
+    grid,
+    pillar: { ...m.pillar },
+    anchors: m.anchors.map((a) => ({ ...a, yaws: [...a.yaws] })),
+    postprocess: { ...DEFAULT_POSTPROCESS, ...m.postprocess },
+    models: models as PerceptionManifest['models'],
+  };
+}
+
+/** Reads and checks models/manifest.json (or any manifest path). */
+export async function loadManifest(manifestPath: string): Promise<PerceptionManifest> {
+  let text: string;
+  try {
+    text = await readFile(manifestPath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ManifestError(manifestPath, '', code === 'ENOENT' ? 'no such file' : `cannot read: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ManifestError(manifestPath, '', `not valid JSON: ${(err as Error).message}`);
+  }
+  return parseManifest(json, manifestPath);
+}

@@ -1,0 +1,577 @@
+// ONNX Runtime around the perception models: sessions on CPU or CUDA, the LiDAR encoder (points → pillars → PFN →
+// scatter → backbone → BEV features), attention fusion and the detection head (→ decode → NMS → detections).
+//
+// What onnxruntime-node (1.30) does with devices, and why createSession works the way it does:
+//   - The npm package bundles the CPU execution provider. The CUDA provider (Linux x64 only, CUDA 12 + cuDNN 9)
+//     is a set of extra shared libraries its install script downloads next to the binding; this project's .npmrc
+//     skips that download, so `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` adds them.
+//   - Asking for executionProviders ['cuda', 'cpu'] does not fall back when the CUDA libraries are missing:
+//     InferenceSession.create throws "OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared
+//     library" (and ORT logs the dlopen failure to stderr). So CUDA is requested alone, and 'auto' catches the
+//     failure and loads on CPU. Nodes the CUDA provider cannot run still go to CPU inside ORT.
+//   - We look for the provider libraries before asking ORT, so a machine without them gets our one-line error
+//     instead of ORT's log; if they are present and CUDA still fails (no GPU, driver or cuDNN missing), ORT's own
+//     message is passed on.
+//   - The JS API cannot report which providers a session ended up with; `provider` is what was requested and
+//     succeeded.
+//   - Tensors wrap typed arrays without copying (a subarray view included), and run() accepts preallocated
+//     output tensors in its fetches argument, which ORT writes into: both are used to keep per-frame allocation
+//     to ORT's internals.
+
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import type { Detection } from '../eval/index.ts';
+import { anchorLayout, BOX_CODE_SIZE, type AnchorLayout } from './anchors.ts';
+import { DetectionDecoder } from './decode.ts';
+import { featureShape, gridHeight, gridWidth, type BevGrid } from './grid.ts';
+import { loadManifest, type ModelRole, type PerceptionManifest, type PostprocessSettings } from './manifest.ts';
+import { nmsPerClass } from './nms.ts';
+import { PILLAR_FEATURE_COUNT, Pillarizer, scatterToBev, type PillarBatch } from './pillarize.ts';
+
+export const CUDA_INSTALL_COMMAND = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node';
+
+export type DeviceOption = 'cpu' | 'cuda' | 'auto';
+export type ExecutionProviderName = 'cpu' | 'cuda';
+export const DEVICE_OPTIONS: readonly DeviceOption[] = ['cpu', 'cuda', 'auto'];
+
+export type PerceptionStage = 'pillarise' | 'pfn' | 'scatter' | 'backbone' | 'fusion' | 'head' | 'decode' | 'nms';
+/** Milliseconds per stage; each result carries the stages it ran. */
+export type StageTimings = Partial<Record<PerceptionStage, number>>;
+
+// ---- errors ---------------------------------------------------------------------------------------------------
+
+/** The CUDA execution provider was asked for and cannot be used; the message says why and what to do. */
+export class CudaUnavailableError extends Error {
+  readonly userFacing = true;
+  constructor(readonly reason: 'not-installed' | 'failed', readonly detail: string) {
+    super(
+      reason === 'not-installed'
+        ? `the CUDA execution provider of ONNX Runtime is not installed (${detail}); install it with ` +
+            `\`${CUDA_INSTALL_COMMAND}\` (needs an NVIDIA driver, CUDA 12 and cuDNN 9), or run on the CPU (device 'cpu')`
+        : `the CUDA execution provider of ONNX Runtime failed to start: ${detail} (it needs an NVIDIA GPU and driver, ` +
+            `CUDA 12 and cuDNN 9 libraries on the library path); run on the CPU with device 'cpu', or 'auto' to fall back`,
+    );
+    this.name = new.target.name;
+  }
+}
+
+/** A model file that is missing, unreadable, not ONNX, or not the file the manifest names. */
+export class ModelFileError extends Error {
+  readonly userFacing = true;
+  constructor(readonly modelPath: string, detail: string) {
+    super(`model ${modelPath}: ${detail}`);
+    this.name = new.target.name;
+  }
+}
+
+/** A model whose inputs or outputs are not what the perception contract (and the manifest) say. */
+export class ModelContractError extends Error {
+  readonly userFacing = true;
+  constructor(readonly modelPath: string, readonly tensor: string, detail: string) {
+    super(`model ${modelPath}: ${tensor}: ${detail}`);
+    this.name = new.target.name;
+  }
+}
+
+/** A call with inputs of the wrong size or options out of range; a programming error, not the user's. */
+export class PerceptionInputError extends Error {
+  constructor(readonly field: string, readonly value: unknown, detail: string) {
+    super(`${field} = ${String(value)}: ${detail}`);
+    this.name = new.target.name;
+  }
+}
+
+// ---- sessions -------------------------------------------------------------------------------------------------
+
+export interface SessionLoadOptions {
+  /** 'cpu' (default), 'cuda' (fails with CudaUnavailableError), or 'auto' (CUDA if it starts, else CPU). */
+  device?: DeviceOption;
+  /** ORT intra-op threads; ORT's default (one per physical core) when left out. */
+  threads?: number;
+  /** Expected sha256 (hex) of the file; a mismatch is refused. */
+  sha256?: string;
+}
+
+export interface ModelSession {
+  readonly session: ort.InferenceSession;
+  /** Absolute path of the ONNX file. */
+  readonly path: string;
+  readonly provider: ExecutionProviderName;
+  /** Set when 'auto' fell back to the CPU: one sentence saying so and why, for the caller to print. */
+  readonly notice?: string;
+  /** Reading, hashing and session creation, ms. */
+  readonly loadMs: number;
+  readonly sha256: string;
+}
+
+export interface CudaProviderStatus {
+  installed: boolean;
+  /** Why not, when not installed. */
+  detail: string;
+}
+
+const CUDA_PROVIDER_LIBRARIES = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
+
+/** Whether onnxruntime-node has its CUDA provider libraries (it loads them from the folder of its binding). */
+export function cudaProviderStatus(): CudaProviderStatus {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return { installed: false, detail: `onnxruntime-node ships the CUDA provider for Linux x64 only, this is ${process.platform} ${process.arch}` };
+  }
+  const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+  // dist/index.js → bin/napi-v6/<platform>/<arch>/, where dist/binding.js loads the native binding from.
+  const bindingDir = path.join(path.dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  const missing = CUDA_PROVIDER_LIBRARIES.filter((lib) => !existsSync(path.join(bindingDir, lib)));
+  if (missing.length === 0) return { installed: true, detail: '' };
+  return { installed: false, detail: `${missing.join(' and ')} missing in ${path.normalize(bindingDir)}` };
+}
+
+function sessionOptions(provider: ExecutionProviderName, threads: number | undefined): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+  };
+}
+
+function isCudaFailure(err: unknown): boolean {
+  return /cuda|cudnn|cublas|provider/i.test(String((err as Error)?.message ?? err));
+}
+
+async function readModel(modelPath: string, expectedSha256: string | undefined): Promise<{ bytes: Uint8Array; sha256: string }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(modelPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ModelFileError(modelPath, code === 'ENOENT' ? 'no such file' : `cannot read: ${(err as Error).message}`);
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
+    throw new ModelFileError(
+      modelPath,
+      `sha256 ${sha256} does not match the expected ${expectedSha256.toLowerCase()} (manifest): the file was changed, truncated or replaced; re-export or re-copy the models`,
+    );
+  }
+  return { bytes, sha256 };
+}
+
+/**
+ * Loads one ONNX model. 'cpu' is the default; 'cuda' throws CudaUnavailableError when the CUDA provider is not
+ * installed or does not start; 'auto' tries CUDA and otherwise loads on CPU, with `notice` saying so.
+ */
+export async function createSession(modelPath: string, opts: SessionLoadOptions = {}): Promise<ModelSession> {
+  const device = opts.device ?? 'cpu';
+  if (!DEVICE_OPTIONS.includes(device)) throw new PerceptionInputError('device', device, `must be one of ${DEVICE_OPTIONS.join(', ')}`);
+  const threads = opts.threads;
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
+    throw new PerceptionInputError('threads', threads, 'must be a positive integer');
+  }
+  const absolute = path.resolve(modelPath);
+  const t0 = performance.now();
+  const { bytes, sha256 } = await readModel(absolute, opts.sha256);
+
+  const create = async (provider: ExecutionProviderName): Promise<ort.InferenceSession> => {
+    try {
+      return await ort.InferenceSession.create(bytes, sessionOptions(provider, threads));
+    } catch (err) {
+      if (provider === 'cuda' && isCudaFailure(err)) throw new CudaUnavailableError('failed', (err as Error).message);
+      throw new ModelFileError(absolute, `ONNX Runtime cannot load it: ${(err as Error).message}`);
+    }
+  };
+  const done = (session: ort.InferenceSession, provider: ExecutionProviderName, notice?: string): ModelSession => ({
+    session,
+    path: absolute,
+    provider,
+    ...(notice ? { notice } : {}),
+    loadMs: performance.now() - t0,
+    sha256,
+  });
+
+  if (device === 'cpu') return done(await create('cpu'), 'cpu');
+  const cuda = cudaProviderStatus();
+  if (device === 'cuda') {
+    if (!cuda.installed) throw new CudaUnavailableError('not-installed', cuda.detail);
+    return done(await create('cuda'), 'cuda');
+  }
+  if (!cuda.installed) {
+    return done(await create('cpu'), 'cpu', `CUDA not available (${cuda.detail}; install with \`${CUDA_INSTALL_COMMAND}\`): running on the CPU`);
+  }
+  try {
+    return done(await create('cuda'), 'cuda');
+  } catch (err) {
+    if (!(err instanceof CudaUnavailableError)) throw err;
+    return done(await create('cpu'), 'cpu', `CUDA failed to start (${err.detail}): running on the CPU`);
+  }
+}
+
+function tensorShape(model: ModelSession, name: string, kind: 'input' | 'output'): readonly (number | string)[] {
+  const { session } = model;
+  const names = kind === 'input' ? session.inputNames : session.outputNames;
+  const meta = (kind === 'input' ? session.inputMetadata : session.outputMetadata)[names.indexOf(name)];
+  if (!meta) throw new ModelContractError(model.path, `${kind} '${name}'`, `missing; the model's ${kind}s are ${names.map((n) => `'${n}'`).join(', ')}`);
+  if (!meta.isTensor || meta.type !== 'float32') {
+    throw new ModelContractError(model.path, `${kind} '${name}'`, `must be a float32 tensor, is ${meta.isTensor ? meta.type : 'not a tensor'}`);
+  }
+  return meta.shape;
+}
+
+/**
+ * Checks a tensor's declared shape against `expected` (null: any size, e.g. a dynamic axis). Symbolic (named)
+ * dimensions in the model are accepted for any expected size.
+ */
+function expectShape(model: ModelSession, name: string, kind: 'input' | 'output', expected: readonly (number | null)[]): readonly (number | string)[] {
+  const shape = tensorShape(model, name, kind);
+  const show = (s: readonly (number | string | null)[]): string => `[${s.map((d) => d ?? '?').join(', ')}]`;
+  const bad =
+    shape.length !== expected.length || expected.some((e, i) => e !== null && typeof shape[i] === 'number' && shape[i] !== e);
+  if (bad) throw new ModelContractError(model.path, `${kind} '${name}'`, `shape ${show(shape)}, expected ${show(expected)}`);
+  return shape;
+}
+
+/** Builds something around freshly loaded sessions, releasing them if that (or loading the next one) throws. */
+async function owning<T>(sessions: ModelSession[], build: () => T | Promise<T>): Promise<T> {
+  try {
+    return await build();
+  } catch (err) {
+    await Promise.all(sessions.map((s) => s.session.release()));
+    throw err;
+  }
+}
+
+function elapsed(since: number): number {
+  return performance.now() - since;
+}
+
+// ---- LiDAR encoder --------------------------------------------------------------------------------------------
+
+export interface LidarEncoding {
+  /**
+   * BEV features [C, H, W]: the `out` given to encode(), else the encoder's own buffer, which the next call
+   * overwrites (copy it, or pass `out`, to keep it).
+   */
+  features: Float32Array;
+  /** The Pillarizer's batch of this frame (counts of pillars and dropped points); overwritten by the next call. */
+  pillars: PillarBatch;
+  timings: StageTimings;
+}
+
+export interface LidarEncoderOptions {
+  maxPointsPerPillar: number;
+  maxPillars: number;
+}
+
+/** Points → pillars (TypeScript) → lidar_pfn → scatter (TypeScript) → lidar_backbone → BEV features. */
+export class LidarEncoder {
+  readonly grid: BevGrid;
+  /** Channels of the PFN output and of the scattered canvas. */
+  readonly pillarChannels: number;
+  /** [C, H, W] of the features. */
+  readonly featureShape: readonly [number, number, number];
+  readonly provider: ExecutionProviderName;
+  private readonly pillarizer: Pillarizer;
+  private readonly pillarFeatures: Float32Array;
+  private readonly canvas: Float32Array;
+  private readonly canvasTensor: ort.Tensor;
+  private readonly features: Float32Array;
+  private readonly featuresTensor: ort.Tensor;
+
+  constructor(grid: BevGrid, pillar: LidarEncoderOptions, readonly pfn: ModelSession, readonly backbone: ModelSession) {
+    this.grid = { ...grid };
+    this.provider = pfn.provider;
+    this.pillarizer = new Pillarizer(grid, pillar);
+    const { maxPointsPerPillar, maxPillars } = this.pillarizer;
+    const canvasH = gridHeight(grid), canvasW = gridWidth(grid);
+    const [C, H, W] = featureShape(grid);
+
+    expectShape(pfn, 'pillars', 'input', [null, maxPointsPerPillar, PILLAR_FEATURE_COUNT]);
+    const pfnOut = expectShape(pfn, 'pillar_features', 'output', [null, null]);
+    const bbIn = expectShape(backbone, 'bev_pillars', 'input', [1, typeof pfnOut[1] === 'number' ? pfnOut[1] : null, canvasH, canvasW]);
+    const pillarChannels = typeof pfnOut[1] === 'number' ? pfnOut[1] : bbIn[1];
+    if (typeof pillarChannels !== 'number') {
+      throw new ModelContractError(pfn.path, "output 'pillar_features'", 'the channel count (axis 1) must be fixed, in this model or in the backbone input');
+    }
+    expectShape(backbone, 'bev_features', 'output', [1, C, H, W]);
+    this.pillarChannels = pillarChannels;
+    this.featureShape = [C, H, W];
+
+    this.pillarFeatures = new Float32Array(maxPillars * pillarChannels);
+    this.canvas = new Float32Array(pillarChannels * canvasH * canvasW);
+    this.canvasTensor = new ort.Tensor('float32', this.canvas, [1, pillarChannels, canvasH, canvasW]);
+    this.features = new Float32Array(C * H * W);
+    this.featuresTensor = new ort.Tensor('float32', this.features, [1, C, H, W]);
+  }
+
+  /** Loads lidar_pfn and lidar_backbone named by a manifest, checking their sha256. */
+  static async load(manifest: PerceptionManifest, opts: Omit<SessionLoadOptions, 'sha256'> = {}): Promise<LidarEncoder> {
+    const pfn = await createSession(manifest.models.lidar_pfn.path, { ...opts, sha256: manifest.models.lidar_pfn.sha256 });
+    return owning([pfn], async () => {
+      // The device is settled by the first model: no second CUDA attempt (or notice) for the second.
+      const backbone = await createSession(manifest.models.lidar_backbone.path, {
+        ...opts,
+        device: pfn.provider,
+        sha256: manifest.models.lidar_backbone.sha256,
+      });
+      return owning([backbone], () => new LidarEncoder(manifest.grid, manifest.pillar, pfn, backbone));
+    });
+  }
+
+  /** Encodes one point cloud (x, y, z, intensity records in the agent's LiDAR frame; `count` records, default all). */
+  async encode(points: Float32Array, opts: { count?: number; out?: Float32Array } = {}): Promise<LidarEncoding> {
+    const t0 = performance.now();
+    const batch = this.pillarizer.pillarize(points, opts.count);
+    const pillarise = elapsed(t0);
+    const result = await this.encodePillars(batch, opts.out);
+    result.timings = { pillarise, ...result.timings };
+    return result;
+  }
+
+  /** Encodes an already pillarised frame (a batch from a Pillarizer on this encoder's grid and pillar settings). */
+  async encodePillars(batch: PillarBatch, out?: Float32Array): Promise<LidarEncoding> {
+    const [C, H, W] = this.featureShape;
+    if (batch.maxPointsPerPillar !== this.pillarizer.maxPointsPerPillar || batch.featureCount !== PILLAR_FEATURE_COUNT) {
+      throw new PerceptionInputError('batch', `${batch.maxPointsPerPillar} points × ${batch.featureCount} features`, `must be ${this.pillarizer.maxPointsPerPillar} × ${PILLAR_FEATURE_COUNT}`);
+    }
+    if (batch.pillarCount > this.pillarizer.maxPillars) {
+      throw new PerceptionInputError('batch.pillarCount', batch.pillarCount, `exceeds the encoder's maxPillars ${this.pillarizer.maxPillars}`);
+    }
+    if (out && out.length !== C * H * W) throw new PerceptionInputError('out.length', out.length, `must be C × H × W = ${C} × ${H} × ${W}`);
+    const P = batch.pillarCount;
+    const Cp = this.pillarChannels;
+
+    let t = performance.now();
+    if (P > 0) {
+      const slot = batch.maxPointsPerPillar * PILLAR_FEATURE_COUNT;
+      const pillars = new ort.Tensor('float32', batch.features.subarray(0, P * slot), [P, batch.maxPointsPerPillar, PILLAR_FEATURE_COUNT]);
+      const fetch = new ort.Tensor('float32', this.pillarFeatures.subarray(0, P * Cp), [P, Cp]);
+      await this.pfn.session.run({ pillars }, { pillar_features: fetch });
+    }
+    const pfn = elapsed(t);
+
+    t = performance.now();
+    scatterToBev(batch, this.pillarFeatures, Cp, this.grid, this.canvas);
+    const scatter = elapsed(t);
+
+    t = performance.now();
+    const features = out ?? this.features;
+    const fetch = out ? new ort.Tensor('float32', out, [1, C, H, W]) : this.featuresTensor;
+    await this.backbone.session.run({ bev_pillars: this.canvasTensor }, { bev_features: fetch });
+    const backbone = elapsed(t);
+
+    return { features, pillars: batch, timings: { pfn, scatter, backbone } };
+  }
+
+  async dispose(): Promise<void> {
+    await this.pfn.session.release();
+    await this.backbone.session.release();
+  }
+}
+
+// ---- attention fusion -----------------------------------------------------------------------------------------
+
+export interface FusionResult {
+  /** [C, H, W]: `out` when given, else the fusion's own buffer, overwritten by the next call. */
+  fused: Float32Array;
+  timings: StageTimings;
+}
+
+/** fusion_attention.onnx: per-cell attention across K aligned maps (ego first) → the ego's fused map. */
+export class FusionAttention {
+  readonly featureShape: readonly [number, number, number];
+  private aligned = new Float32Array(0);
+  private mask = new Float32Array(0);
+  private readonly fused: Float32Array;
+  private readonly fusedTensor: ort.Tensor;
+
+  constructor(grid: BevGrid, readonly model: ModelSession) {
+    const [C, H, W] = featureShape(grid);
+    this.featureShape = [C, H, W];
+    expectShape(model, 'aligned', 'input', [null, C, H, W]);
+    expectShape(model, 'mask', 'input', [null, 1, H, W]);
+    expectShape(model, 'fused', 'output', [1, C, H, W]);
+    this.fused = new Float32Array(C * H * W);
+    this.fusedTensor = new ort.Tensor('float32', this.fused, [1, C, H, W]);
+  }
+
+  static async load(manifest: PerceptionManifest, opts: SessionLoadOptions = {}): Promise<FusionAttention> {
+    const entry = requireModel(manifest, 'fusion_attention');
+    const model = await createSession(entry.path, { ...opts, sha256: entry.sha256 });
+    return owning([model], () => new FusionAttention(manifest.grid, model));
+  }
+
+  /**
+   * Fuses K ≥ 1 maps already warped into the ego grid ([C, H, W] each, ego first) with their coverage masks
+   * ([H, W], null for full coverage, as for the ego). Cells an agent does not cover must already be 0 in its map
+   * (warpToEgo's output is).
+   */
+  async fuse(aligned: readonly Float32Array[], masks: readonly (Float32Array | null | undefined)[], out?: Float32Array): Promise<FusionResult> {
+    const [C, H, W] = this.featureShape;
+    const size = C * H * W, plane = H * W, K = aligned.length;
+    if (K === 0) throw new PerceptionInputError('aligned', '[]', 'needs at least the ego map');
+    if (masks.length !== K) throw new PerceptionInputError('masks.length', masks.length, `must equal the number of maps (${K})`);
+    if (out && out.length !== size) throw new PerceptionInputError('out.length', out.length, `must be ${size}`);
+    const t = performance.now();
+    // The model takes one [K, C, H, W] tensor: pack into a buffer kept for the largest K seen.
+    if (this.aligned.length < K * size) {
+      this.aligned = new Float32Array(K * size);
+      this.mask = new Float32Array(K * plane);
+    }
+    for (let k = 0; k < K; k++) {
+      if (aligned[k].length !== size) throw new PerceptionInputError(`aligned[${k}].length`, aligned[k].length, `must be C × H × W = ${size}`);
+      this.aligned.set(aligned[k], k * size);
+      const m = masks[k];
+      if (m && m.length !== plane) throw new PerceptionInputError(`masks[${k}].length`, m.length, `must be H × W = ${plane}`);
+      if (m) this.mask.set(m, k * plane);
+      else this.mask.fill(1, k * plane, (k + 1) * plane);
+    }
+    const alignedTensor = new ort.Tensor('float32', this.aligned.subarray(0, K * size), [K, C, H, W]);
+    const maskTensor = new ort.Tensor('float32', this.mask.subarray(0, K * plane), [K, 1, H, W]);
+    const fetch = out ? new ort.Tensor('float32', out, [1, C, H, W]) : this.fusedTensor;
+    await this.model.session.run({ aligned: alignedTensor, mask: maskTensor }, { fused: fetch });
+    return { fused: out ?? this.fused, timings: { fusion: elapsed(t) } };
+  }
+
+  async dispose(): Promise<void> {
+    await this.model.session.release();
+  }
+}
+
+// ---- detection head -------------------------------------------------------------------------------------------
+
+export interface DetectionResult {
+  /** After NMS, highest score first, boxes in the frame of the BEV grid (the ego LiDAR frame). */
+  detections: Detection[];
+  /** Raw head outputs [A, H, W] and [7A, H, W]: the head's own buffers, overwritten by the next call. */
+  clsLogits: Float32Array;
+  boxDeltas: Float32Array;
+  timings: StageTimings;
+}
+
+/** detection_head.onnx → decode (sigmoid, threshold, top-k per class) → rotated NMS per class. */
+export class DetectionHead {
+  readonly layout: AnchorLayout;
+  readonly postprocess: PostprocessSettings;
+  readonly featureShape: readonly [number, number, number];
+  private readonly decoder: DetectionDecoder;
+  private readonly clsLogits: Float32Array;
+  private readonly boxDeltas: Float32Array;
+  private readonly clsTensor: ort.Tensor;
+  private readonly boxTensor: ort.Tensor;
+
+  constructor(grid: BevGrid, layout: AnchorLayout, postprocess: PostprocessSettings, readonly model: ModelSession) {
+    const [C, H, W] = featureShape(grid);
+    const A = layout.channels.length;
+    this.featureShape = [C, H, W];
+    this.layout = layout;
+    this.postprocess = { ...postprocess };
+    expectShape(model, 'bev', 'input', [1, C, H, W]);
+    expectShape(model, 'cls_logits', 'output', [1, A, H, W]);
+    expectShape(model, 'box_deltas', 'output', [1, BOX_CODE_SIZE * A, H, W]);
+    this.decoder = new DetectionDecoder(layout, postprocess);
+    this.clsLogits = new Float32Array(A * H * W);
+    this.boxDeltas = new Float32Array(BOX_CODE_SIZE * A * H * W);
+    this.clsTensor = new ort.Tensor('float32', this.clsLogits, [1, A, H, W]);
+    this.boxTensor = new ort.Tensor('float32', this.boxDeltas, [1, BOX_CODE_SIZE * A, H, W]);
+  }
+
+  static async load(manifest: PerceptionManifest, opts: SessionLoadOptions = {}): Promise<DetectionHead> {
+    const entry = requireModel(manifest, 'detection_head');
+    const model = await createSession(entry.path, { ...opts, sha256: entry.sha256 });
+    return owning([model], () => new DetectionHead(manifest.grid, anchorLayout(manifest.grid, manifest.anchors), manifest.postprocess, model));
+  }
+
+  /** Detects boxes in a BEV feature map [C, H, W] (one agent's, or a fused one). */
+  async detect(bev: Float32Array): Promise<DetectionResult> {
+    const [C, H, W] = this.featureShape;
+    if (bev.length !== C * H * W) throw new PerceptionInputError('bev.length', bev.length, `must be C × H × W = ${C} × ${H} × ${W}`);
+    let t = performance.now();
+    await this.model.session.run(
+      { bev: new ort.Tensor('float32', bev, [1, C, H, W]) },
+      { cls_logits: this.clsTensor, box_deltas: this.boxTensor },
+    );
+    const head = elapsed(t);
+    t = performance.now();
+    const candidates = this.decoder.decode(this.clsLogits, this.boxDeltas);
+    const decode = elapsed(t);
+    t = performance.now();
+    const detections = nmsPerClass(candidates, this.postprocess.nmsIouThreshold);
+    const nms = elapsed(t);
+    return { detections, clsLogits: this.clsLogits, boxDeltas: this.boxDeltas, timings: { head, decode, nms } };
+  }
+
+  async dispose(): Promise<void> {
+    await this.model.session.release();
+  }
+}
+
+// ---- everything a manifest names ------------------------------------------------------------------------------
+
+function requireModel(manifest: PerceptionManifest, role: ModelRole): { path: string; sha256: string } {
+  const entry = manifest.models[role];
+  if (!entry) throw new ModelFileError(manifest.source, `the manifest names no '${role}' model (models.${role})`);
+  return entry;
+}
+
+export interface PerceptionModelsOptions {
+  device?: DeviceOption;
+  threads?: number;
+}
+
+/**
+ * The perception models of one manifest, loaded on one device: the LiDAR encoder always, the detection head and
+ * attention fusion when the manifest names them.
+ */
+export class PerceptionModels {
+  private constructor(
+    readonly manifest: PerceptionManifest,
+    readonly lidar: LidarEncoder,
+    readonly head: DetectionHead | undefined,
+    readonly attention: FusionAttention | undefined,
+    /** Load time per model file, ms (read + sha256 + session creation). */
+    readonly loadMs: Partial<Record<ModelRole, number>>,
+  ) {}
+
+  get grid(): BevGrid {
+    return this.manifest.grid;
+  }
+
+  /** The execution provider every session runs on. */
+  get provider(): ExecutionProviderName {
+    return this.lidar.provider;
+  }
+
+  /** Set when device 'auto' fell back to the CPU; print it. */
+  get notice(): string | undefined {
+    return this.lidar.pfn.notice;
+  }
+
+  static async load(manifestOrPath: string | PerceptionManifest, opts: PerceptionModelsOptions = {}): Promise<PerceptionModels> {
+    const manifest = typeof manifestOrPath === 'string' ? await loadManifest(manifestOrPath) : manifestOrPath;
+    const lidar = await LidarEncoder.load(manifest, opts);
+    const settled = { device: lidar.provider, threads: opts.threads };
+    const loaded: (LidarEncoder | DetectionHead | FusionAttention)[] = [lidar];
+    try {
+      const head = manifest.models.detection_head ? await DetectionHead.load(manifest, settled) : undefined;
+      if (head) loaded.push(head);
+      const attention = manifest.models.fusion_attention ? await FusionAttention.load(manifest, settled) : undefined;
+      const loadMs: Partial<Record<ModelRole, number>> = {
+        lidar_pfn: lidar.pfn.loadMs,
+        lidar_backbone: lidar.backbone.loadMs,
+        ...(head ? { detection_head: head.model.loadMs } : {}),
+        ...(attention ? { fusion_attention: attention.model.loadMs } : {}),
+      };
+      return new PerceptionModels(manifest, lidar, head, attention, loadMs);
+    } catch (err) {
+      await Promise.all(loaded.map((m) => m.dispose()));
+      throw err;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.lidar.dispose(), this.head?.dispose(), this.attention?.dispose()]);
+  }
+}
