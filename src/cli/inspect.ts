@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type InspectReport, inspectDataset, openDataset } from '../datasets/index.ts';
+import { type InspectReport, type LooseFilesReport, detectFormat, inspectDataset, inspectLooseFiles, openDataset } from '../datasets/index.ts';
 import { action } from './failure.ts';
 import { progressBar } from './progress.ts';
 
@@ -47,6 +47,18 @@ export function printInspectReport(r: InspectReport, pointsRead = true): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
+function printLooseFiles(r: LooseFilesReport): void {
+  const out = [`format: ${r.format} (not a cooperative sequence)   root: ${r.root}`, `note: ${r.note}`];
+  for (const f of r.files) {
+    out.push(
+      f.points !== undefined
+        ? `  ${f.name}  ${fmt(f.points)} points  fields ${f.fields!.join(' ')}  data ${f.data}`
+        : `  ${f.name}  ${f.width}x${f.height}`,
+    );
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
 export function registerInspect(program: Command): void {
   program
     .command('inspect')
@@ -58,6 +70,16 @@ export function registerInspect(program: Command): void {
     .option('--no-points', 'do not read point clouds (metadata only)')
     .action(
       action(async (path: string, o: { json?: boolean; stats?: boolean; skipMissing?: boolean; points: boolean }) => {
+        if ((await detectFormat(path)) === null) {
+          // Not a sequence layout: a folder of loose point clouds or images still gets a report; anything else
+          // falls through to openDataset, which names what is missing.
+          const loose = await inspectLooseFiles(path);
+          if (loose) {
+            if (o.json) process.stdout.write(JSON.stringify(loose, null, 2) + '\n');
+            else printLooseFiles(loose);
+            return;
+          }
+        }
         const ds = await openDataset(path, { skipMissing: o.skipMissing });
         const bar = progressBar('inspect', 'frames', ' | {scenario}');
         const report = await inspectDataset(ds, {

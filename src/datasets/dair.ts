@@ -354,7 +354,7 @@ export async function openDairV2XC(root: string, opts: DairOpenOptions = {}): Pr
     });
     if (missing.length > 0) {
       const first = missing[0]!;
-      if (!opts.skipMissing) throw new DatasetLayoutError(first.path, first.what, `${first.detail}; open with skipMissing to drop such frames`);
+      if (!opts.skipMissing) throw new DatasetLayoutError(first.path, first.what, `${first.detail}; --skip-missing leaves such frames out`);
       const more = missing.length > 1 ? ` and ${missing.length - 1} more` : '';
       warnings.push(`skipped frame ${frameId}: ${first.path}: ${first.what}${more}`);
       continue;

@@ -34,6 +34,7 @@ import {
 } from '../geometry/index.ts';
 import { DatasetFormatError, DatasetLayoutError } from './errors.ts';
 import { readPcdXyzi } from './pcd.ts';
+import { pngSize } from './png.ts';
 import type {
   AgentFrame,
   AgentInfo,
@@ -371,23 +372,6 @@ async function listScenario(dir: string, name: string, opts: OpenOptions, warnin
 
 // ---------------------------------------------------------------------------------------------------------------
 // Frames
-
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-/** Width and height from a PNG's IHDR chunk (the first 24 bytes), without decoding the image. */
-async function pngSize(file: string): Promise<{ width: number; height: number }> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(24);
-    const { bytesRead } = await fh.read(buf, 0, 24, 0);
-    if (bytesRead < 24 || PNG_SIGNATURE.some((b, i) => buf[i] !== b) || buf.toString('latin1', 12, 16) !== 'IHDR') {
-      throw new DatasetFormatError(file, 'png header', 'not a PNG file');
-    }
-    return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
-  } finally {
-    await fh.close();
-  }
-}
 
 function timestampNs(frameId: string, seconds: number | undefined): bigint {
   if (seconds === undefined) return BigInt(Number(frameId)) * CARLA_TICK_NS;

@@ -17,6 +17,8 @@ export interface PointCloud {
   height: number;
   points: number;
   viewpoint: number[];
+  /** How the data section was stored. */
+  data: 'ascii' | 'binary' | 'binary_compressed';
   /** One column per field element: `name` for the first element, `name_1`, `name_2`, ... for COUNT > 1.
    * Padding fields named `_` (PCL's convention) get no column. */
   columns: Map<string, Float64Array>;
@@ -474,7 +476,7 @@ export function parsePcd(buf: Uint8Array, sourcePath = '<buffer>'): PointCloud {
     h.data === 'ascii' ? decodeAscii(buf, h, sourcePath)
     : h.data === 'binary' ? decodeBinary(buf, h, sourcePath)
     : decodeBinaryCompressed(buf, h, sourcePath);
-  return { fields: h.fields, width: h.width, height: h.height, points: h.points, viewpoint: h.viewpoint, columns };
+  return { fields: h.fields, width: h.width, height: h.height, points: h.points, viewpoint: h.viewpoint, data: h.data, columns };
 }
 
 export async function readPcd(path: string): Promise<PointCloud> {

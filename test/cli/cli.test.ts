@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { runCli, sharedData } from './helpers.ts';
 
 test('--help lists the commands, and each command has its own help', async () => {
@@ -28,9 +30,12 @@ test('a path that does not exist: one clear line naming it, exit 3, no stack tra
 });
 
 test('a folder in no known layout is refused with what was expected', async () => {
-  const r = await runCli(['inspect', resolve(sharedData, 'opv2v-camera')]);
+  const empty = await mkdtemp(join(tmpdir(), 'v2xfuse-empty-'));
+  const r = await runCli(['inspect', empty]);
+  await rm(empty, { recursive: true });
   assert.equal(r.code, 3);
-  assert.match(r.stderr, /opv2v-camera/);
+  assert.ok(r.stderr.includes(empty), r.stderr);
+  assert.match(r.stderr, /scenario|agent|yaml/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
 

@@ -54,9 +54,23 @@ test('inspect OPV2V TwoCars_1 reading points: the metadata-only sample names the
   assert.match(r.stderr, /302\/006220\.pcd/);
 });
 
-test('inspect a folder of PCDs without yaml (opv2v-lidar) says the yaml is missing', async () => {
-  const r = await runCli(['inspect', resolve(sharedData, 'opv2v-lidar')]);
-  assert.equal(r.code, 3);
-  assert.match(r.stderr, /yaml/);
-  assert.match(r.stderr, /opv2v-lidar/);
+test('inspect a folder of loose PCDs (opv2v-lidar): point counts per file and what a sequence would need', async () => {
+  const r = await runCli(['inspect', resolve(sharedData, 'opv2v-lidar'), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.format, 'point-clouds');
+  assert.match(report.note, /yaml/);
+  assert.deepEqual(report.files.map((f: { name: string }) => f.name), ['000070.pcd', '000072.pcd', '000074.pcd', '000076.pcd', '000078.pcd']);
+  for (const f of report.files) {
+    assert.deepEqual(f.fields, ['x', 'y', 'z', 'rgb']);
+    assert.equal(f.data, 'ascii');
+    assert.ok(f.points > 10_000, `${f.name}: ${f.points}`);
+  }
+});
+
+test('inspect the OPV2V camera sample: four 800x600 images', async () => {
+  const r = await runCli(['inspect', resolve(sharedData, 'opv2v-camera')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /format: images/);
+  assert.equal((r.stdout.match(/800x600/g) ?? []).length, 4);
 });
