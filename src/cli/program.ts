@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerInspect } from './inspect.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerDemo } from './demo.ts';
+import { registerDetect } from './detect.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerSimulate(program);
   registerDemo(program);
+  registerDetect(program);
   return program;
 }
 

@@ -1,3 +1,11 @@
-// The fusion stage's public face: aligning collaborators' BEV features with the ego grid and max fusion.
-// Attention fusion runs the fusion_attention.onnx model: FusionAttention in the perception stage.
+// The fusion stage's public face: aligning collaborators' BEV features with the ego grid, max fusion, and one
+// cooperative detection step (encode, align, fuse, head). Attention fusion runs the fusion_attention.onnx model
+// (FusionAttention in the perception stage).
 export { type WarpResult, FusionInputError, maxFuse, warpToEgo } from './warp.ts';
+export {
+  type CooperativeDetection,
+  type CooperativeDetectorOptions,
+  type FusionMode,
+  CooperativeDetector,
+  FusionConfigError,
+} from './cooperative-detector.ts';
