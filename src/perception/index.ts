@@ -1,5 +1,5 @@
 // The perception stage: BEV grid, LiDAR pillarisation, ONNX Runtime sessions for the encoders, fusion attention
-// and detection head, anchor decoding and rotated NMS.
+// and detection head, anchor decoding and rotated NMS, and the camera lift into the BEV grid.
 export {
   type BevGrid,
   type GridCell,
@@ -87,3 +87,28 @@ export {
   createSession,
   cudaProviderStatus,
 } from './runtime.ts';
+export {
+  type CameraCoverage,
+  type CameraSamplingGrid,
+  type CoverageOptions,
+  type LiftCamera,
+  type SamplingGridOptions,
+  CameraCalibrationError,
+  CameraLiftError,
+  DEFAULT_MIN_DEPTH,
+  INVALID_SAMPLE,
+  cameraCoverage,
+  computeSamplingGrid,
+} from './camera-lift.ts';
+export {
+  type CameraTensorOptions,
+  type ImageSize,
+  CameraImageError,
+  CameraTensorOptionsError,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  completeImageSizes,
+  loadCameraBatch,
+  loadCameraTensor,
+  readImageSize,
+} from './camera-image.ts';
