@@ -7,6 +7,7 @@
 // One step is 0.1 s (10 Hz). Everything random comes from the Rng handed in, in a fixed order, so the same seed
 // gives the same traffic.
 
+import type { Box7 } from '../geometry/index.ts';
 import type { Scene, ScenePrimitive, SurfaceKind } from './scene.ts';
 import type { Rng } from './random.ts';
 import { type Scenario, ScenarioError, type Turn, type VehicleClass, type VehicleAgentSpec } from './scenario.ts';
@@ -227,17 +228,10 @@ export interface Pedestrian {
   v: number;
 }
 
-/** Ground truth of one actor in the world frame. */
-export interface ActorBox {
+/** Ground truth of one actor: its full extent as a box in the world frame. */
+export interface ActorBox extends Box7 {
   id: number;
   cls: VehicleClass | 'pedestrian';
-  x: number;
-  y: number;
-  z: number;
-  l: number;
-  w: number;
-  h: number;
-  yaw: number;
   /** m/s */
   speed: number;
 }
