@@ -15,6 +15,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { type Box7, type Mat4, dairTransformToMatrix, invertAffine, multiply, transformBox, wrapAngle } from '../geometry/index.ts';
+import { imageSize } from './image-size.ts';
 import { DatasetFormatError, DatasetLayoutError } from './errors.ts';
 import { readPcdXyzi } from './pcd.ts';
 import type { AgentFrame, AgentKind, CameraFrame, CooperativeFrame, CooperativeSequence, Dataset, GroundTruthBox, ObjectClass, OpenOptions } from './types.ts';
@@ -417,13 +418,15 @@ function labelsToWorld(labels: z.infer<typeof lidarLabelSchema>, lidarToWorld: M
   return boxes;
 }
 
-function camera(name: string, imagePath: string | null, intrinsic: z.infer<typeof intrinsicSchema>, lidarToCamera: Mat4, calibFile: string): CameraFrame[] {
+async function camera(name: string, imagePath: string | null, intrinsic: z.infer<typeof intrinsicSchema>, lidarToCamera: Mat4, calibFile: string): Promise<CameraFrame[]> {
   if (imagePath === null) return [];
+  // The vehicle side's intrinsic file states no image size; the image header does.
+  const size = intrinsic.width !== undefined && intrinsic.height !== undefined ? { width: intrinsic.width, height: intrinsic.height } : await imageSize(imagePath);
   return [
     {
       name,
-      ...(intrinsic.width !== undefined ? { width: intrinsic.width } : {}),
-      ...(intrinsic.height !== undefined ? { height: intrinsic.height } : {}),
+      width: size.width,
+      height: size.height,
       intrinsic: intrinsicMatrix(intrinsic.cam_K),
       ...(intrinsic.cam_D ? { distortion: intrinsic.cam_D } : {}),
       // DAIR's lidar_to_camera lands in the OpenCV optical frame already (camera z ≈ LiDAR x, camera x ≈ −LiDAR y).
@@ -445,7 +448,7 @@ async function vehicleFrame(sideDir: string, pair: Pair): Promise<AgentFrame> {
   ]);
   const lidarToWorld = multiply(dairTransformToMatrix(novatelToWorld), dairTransformToMatrix(lidarToNovatel.transform));
   return agentFrame('vehicle', 'vehicle', at(info.pointcloud_path), info.pointcloud_timestamp, lidarToWorld,
-    camera('front', pair.vehicleImage, intrinsic, dairTransformToMatrix(lidarToCamera), at(info.calib_lidar_to_camera_path)), labelsToWorld(labels, lidarToWorld, 'vehicle'));
+    await camera('front', pair.vehicleImage, intrinsic, dairTransformToMatrix(lidarToCamera), at(info.calib_lidar_to_camera_path)), labelsToWorld(labels, lidarToWorld, 'vehicle'));
 }
 
 async function infrastructureFrame(sideDir: string, pair: Pair): Promise<AgentFrame> {
@@ -461,7 +464,7 @@ async function infrastructureFrame(sideDir: string, pair: Pair): Promise<AgentFr
   lidarToWorld[3] += pair.offset.dx;
   lidarToWorld[7] += pair.offset.dy;
   return agentFrame('infrastructure', 'rsu', at(info.pointcloud_path), info.pointcloud_timestamp, lidarToWorld,
-    camera('front', pair.infrastructureImage, intrinsic, dairTransformToMatrix(lidarToCamera), at(info.calib_virtuallidar_to_camera_path)), labelsToWorld(labels, lidarToWorld, 'infrastructure'));
+    await camera('front', pair.infrastructureImage, intrinsic, dairTransformToMatrix(lidarToCamera), at(info.calib_virtuallidar_to_camera_path)), labelsToWorld(labels, lidarToWorld, 'infrastructure'));
 }
 
 function agentFrame(agentId: string, kind: AgentKind, lidarPath: string, timestampUs: bigint, lidarToWorld: Mat4, cameras: CameraFrame[], boxes: GroundTruthBox[]): AgentFrame {

@@ -13,6 +13,7 @@ export { isDairV2XCLayout, openDairV2XC } from './dair.ts';
 export { type InspectReport, type ScenarioReport, inspectDataset } from './inspect.ts';
 export { type OcclusionReport, occlusionStatistics } from './occlusion.ts';
 export { type LooseFilesReport, inspectLooseFiles } from './loose-files.ts';
+export { imageSize, pngSize } from './image-size.ts';
 
 /** Which layout a folder is in, or null when it is none we read. */
 export async function detectFormat(path: string): Promise<'opv2v' | 'dair-v2x-c' | null> {

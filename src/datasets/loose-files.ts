@@ -3,7 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPcd } from './pcd.ts';
-import { pngSize } from './png.ts';
+import { pngSize } from './image-size.ts';
 
 export interface LooseFilesReport {
   format: 'point-clouds' | 'images';

@@ -34,7 +34,7 @@ import {
 } from '../geometry/index.ts';
 import { DatasetFormatError, DatasetLayoutError } from './errors.ts';
 import { readPcdXyzi } from './pcd.ts';
-import { pngSize } from './png.ts';
+import { pngSize } from './image-size.ts';
 import type {
   AgentFrame,
   AgentInfo,

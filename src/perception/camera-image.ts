@@ -10,7 +10,8 @@
 // Pixels are used as stored: no EXIF auto-rotation (calibration refers to the stored pixels) and no undistortion.
 
 import { readFile } from 'node:fs/promises';
-import sharp, { type Metadata } from 'sharp';
+import sharp from 'sharp';
+import { DatasetLayoutError, imageSize } from '../datasets/index.ts';
 
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
@@ -153,15 +154,12 @@ export async function loadCameraBatch(
 
 /** Width and height of an image from its header (the pixels are not decoded). */
 export async function readImageSize(imagePath: string): Promise<ImageSize> {
-  let meta: Metadata;
   try {
-    // From the path, so sharp reads the header only.
-    meta = await sharp(imagePath).metadata();
+    return await imageSize(imagePath);
   } catch (err) {
-    await readImageFile(imagePath); // a missing or unreadable file is reported as such
+    if (err instanceof DatasetLayoutError) throw new CameraImageError(imagePath, 'no such file');
     throw new CameraImageError(imagePath, `not a readable image (${(err as Error).message})`);
   }
-  return { width: meta.width, height: meta.height };
 }
 
 /**

@@ -406,3 +406,13 @@ test('wrong json content is a DatasetFormatError naming the file and the field',
   await assert.rejects(ds.scenarios[0]!.frame(2), (err: unknown) => err instanceof DatasetFormatError && err.field === '(json)' && err.path.endsWith('label/lidar/015374.json'));
   assert.equal((await ds.scenarios[0]!.frame(0)).agents.length, 2);
 });
+
+test('both cameras carry their image size: the infrastructure intrinsic states it, the vehicle image header gives it', () => {
+  for (const frame of frames) {
+    for (const agent of frame.agents) {
+      assert.equal(agent.cameras.length, 1);
+      const cam = agent.cameras[0]!;
+      assert.deepEqual([cam.width, cam.height], [1920, 1080], `${agent.agentId} ${cam.path}`);
+    }
+  }
+});
