@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tools/make-test-models.py      (torch 1.13, numpy; writes test/fixtures/onnx/)
 
-The models have the input/output names and ranks of the real ones (docs: /work/notes/perception.md, "ONNX models")
+The models have the input/output names and ranks of the real ones (docs: models/README.md, "ONNX models")
 but a handful of channels on a 12 x 8 pillar grid, so the runtime tests exercise the real loading code (manifest,
 sha256, dynamic P and K axes, device option, preallocated outputs) in milliseconds and the files stay a few KB.
 

@@ -4,6 +4,7 @@ import { registerInspect } from './inspect.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerDemo } from './demo.ts';
 import { registerDetect } from './detect.ts';
+import { registerExportTraining } from './export-training.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerSimulate(program);
   registerDemo(program);
   registerDetect(program);
+  registerExportTraining(program);
   return program;
 }
 

@@ -1,6 +1,6 @@
 // Aligning a collaborator's BEV feature map with the ego's grid, and max fusion of aligned maps.
 //
-// The warp is the one training uses (perception.md, "Warping in training"), so that features fused here look
+// The warp is the one training uses (models/README.md, "Warping in training"), so that features fused here look
 // like the features the head was trained on: torch.nn.functional.grid_sample(agent map, grid, mode='bilinear',
 // padding_mode='zeros', align_corners=False), with the sampling grid built from the 2D rigid part of
 // agentToEgo (yaw = atan2(R10, R00), translation tx, ty; roll, pitch and tz are dropped):

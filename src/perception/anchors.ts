@@ -1,4 +1,4 @@
-// Anchors on the BEV feature grid and the box encoding the detection head regresses (/work/notes/perception.md,
+// Anchors on the BEV feature grid and the box encoding the detection head regresses (models/README.md,
 // "detection_head.onnx"; the SECOND / OpenCOOD residual coder, DerrickXuNu/OpenCOOD
 // opencood/data_utils/post_processor/voxel_postprocessor.py delta_to_boxes3d, with boxes as x, y, z, l, w, h, yaw):
 //   d = √(la² + wa²)
@@ -30,7 +30,7 @@ export interface AnchorClassSpec {
   yaws: readonly number[];
 }
 
-/** The contract's anchors (perception.md): vehicles and pedestrians, yaws 0 and π/2. */
+/** The contract's anchors (models/README.md): vehicles and pedestrians, yaws 0 and π/2. */
 export const DEFAULT_ANCHORS: readonly AnchorClassSpec[] = Object.freeze([
   Object.freeze({ cls: 'vehicle', l: 4.5, w: 2.0, h: 1.6, z: -0.9, yaws: Object.freeze([0, Math.PI / 2]) }),
   Object.freeze({ cls: 'pedestrian', l: 0.6, w: 0.6, h: 1.75, z: -1.0, yaws: Object.freeze([0, Math.PI / 2]) }),

@@ -27,6 +27,22 @@ export {
   scatterToBev,
 } from './pillarize.ts';
 export {
+  type ExportTrainingOptions,
+  type ExportTrainingSummary,
+  type ShardAgent,
+  type ShardArray,
+  type ShardDType,
+  type ShardIndex,
+  type ShardSample,
+  SHARD_CLASSES,
+  SHARD_FORMAT,
+  SHARD_FORMAT_VERSION,
+  ShardExportError,
+  exportTrainingShards,
+  float16Bits,
+  packPillars,
+} from './shards.ts';
+export {
   type AnchorClassSpec,
   type AnchorChannel,
   type AnchorLayout,

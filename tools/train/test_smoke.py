@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""Tests of tools/train (unittest, no pytest needed):  /usr/bin/python3 tools/train/test_smoke.py  [-k warp]
+
+Fast tests: the warp (a feature blob lands in the cell computed by hand; arbitrary poses agree with a direct
+per-cell bilinear reference), the packed pillar feature net against the padded (ONNX) one, box encoding, target
+assignment, the dihedral augmentation. The end-to-end test (`-k end_to_end`, ~1 min) exports shards from the real
+DAIR-V2X-C sample with the TypeScript CLI, reads them, trains two steps and exports + verifies the ONNX models.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+import warnings
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from data import (DIHEDRAL, AgentData, AnchorClass, AnchorGrid, Sample, ShardSet, assign_targets, decode_boxes,  # noqa: E402
+                  encode_boxes, select_agents, transform_sample, unpack_pillars)
+from model import AttentionFusion, Grid, PillarFeatureNet, max_fusion, warp_theta, warp_to_ego  # noqa: E402
+
+warnings.filterwarnings("ignore", message="scatter_reduce")
+torch.set_num_threads(2)
+
+GRID_JSON = {"xMin": -51.2, "xMax": 51.2, "yMin": -51.2, "yMax": 51.2, "zMin": -3, "zMax": 1, "cellSize": 0.4,
+             "featureStride": 2, "channels": 64}
+GRID = Grid.from_json(GRID_JSON)
+ANCHORS = [AnchorClass("vehicle", 4.5, 2.0, 1.6, -0.9, (0.0, math.pi / 2), 0.6, 0.45),
+           AnchorClass("pedestrian", 0.6, 0.6, 1.75, -1.0, (0.0, math.pi / 2), 0.5, 0.35)]
+
+
+def pose(yaw: float, tx: float, ty: float, tz: float = 0.0) -> np.ndarray:
+    m = np.eye(4, dtype=np.float32)
+    m[:2, :2] = [[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]]
+    m[:3, 3] = [tx, ty, tz]
+    return m
+
+
+def feature_cell(x: float, y: float) -> tuple[int, int]:
+    """(row, col) of the 128 x 128 feature cell holding (x, y): 0.8 m cells from -51.2."""
+    return int(math.floor((y + 51.2) / 0.8)), int(math.floor((x + 51.2) / 0.8))
+
+
+class WarpTest(unittest.TestCase):
+    def blob(self, row: int, col: int) -> torch.Tensor:
+        f = torch.zeros(2, 3, 128, 128)  # agent 0 = ego (empty), agent 1 = collaborator
+        f[1, :, row, col] = torch.tensor([1.0, 2.0, 3.0])
+        return f
+
+    def moved_to(self, aligned: torch.Tensor) -> tuple[int, int]:
+        nz = torch.nonzero(aligned[1, 0] > 0.5)
+        self.assertEqual(len(nz), 1, f"one cell expected, got {nz.tolist()}")
+        return tuple(nz[0].tolist())
+
+    def test_translation_moves_the_blob_by_whole_cells(self):
+        # Collaborator cell (row 64, col 64) has centre (0.4, 0.4) in its own frame. The collaborator sits 8 m ahead
+        # and 4 m left of the ego (no rotation): ego (8.4, 4.4) -> col (8.4 + 51.2) / 0.8 - 0.5 = 74, row 69.
+        aligned, mask = warp_to_ego(self.blob(64, 64), torch.from_numpy(np.stack([np.eye(4, dtype=np.float32), pose(0, 8, 4)])), GRID)
+        self.assertEqual(self.moved_to(aligned), (69, 74))
+        self.assertEqual(self.moved_to(aligned), feature_cell(8.4, 4.4))
+        torch.testing.assert_close(aligned[1, :, 69, 74], torch.tensor([1.0, 2.0, 3.0]), atol=1e-5, rtol=0)
+        # The mask: the collaborator's map covers ego x in [-43.2, 59.2), y in [-47.2, 55.2).
+        self.assertEqual(mask[1, 0, 64, 10].item(), 1.0)  # x = -51.2 + 10.5 * 0.8 = -42.8: covered
+        self.assertEqual(mask[1, 0, 64, 5].item(), 0.0)  # x = -46.8: not covered
+        self.assertEqual(mask[1, 0, 2, 64].item(), 0.0)  # y = -49.2: not covered
+        self.assertTrue(bool((mask[0] == 1).all()))
+
+    def test_quarter_turn_rotates_the_blob(self):
+        # Collaborator at the ego's origin, turned 90° left: its point (x, y) is the ego's (-y, x).
+        # Its cell (row 64, col 74), centre (8.4, 0.4), lands at ego (-0.4, 8.4): row 74, col 63.
+        aligned, _ = warp_to_ego(self.blob(64, 74), torch.from_numpy(np.stack([np.eye(4, dtype=np.float32), pose(math.pi / 2, 0, 0)])), GRID)
+        self.assertEqual(self.moved_to(aligned), (74, 63))
+        # Turned and moved: collaborator 9.6 m (12 cells) behind the ego facing backwards (yaw 180°): (x, y) ->
+        # (-9.6 - x, -y). Centre (8.4, 0.4) -> ego (-18.0, -0.4): row 63, col 41.
+        aligned, _ = warp_to_ego(self.blob(64, 74), torch.from_numpy(np.stack([np.eye(4, dtype=np.float32), pose(math.pi, -9.6, 0)])), GRID)
+        self.assertEqual(self.moved_to(aligned), feature_cell(-18.0, -0.4))
+        self.assertEqual(self.moved_to(aligned), (63, 41))
+
+    def test_arbitrary_pose_matches_a_per_cell_bilinear_reference(self):
+        rng = np.random.default_rng(3)
+        feats = torch.from_numpy(rng.random((2, 2, 128, 128)).astype(np.float32))
+        t = pose(0.7, 13.3, -21.9, 0.5)
+        aligned, mask = warp_to_ego(feats, torch.from_numpy(np.stack([np.eye(4, dtype=np.float32), t])), GRID)
+        src = feats[1].numpy()
+        inv = np.linalg.inv(t.astype(np.float64))
+        for row, col in [(5, 7), (64, 64), (100, 31), (127, 127), (0, 90), (77, 120)]:
+            xe, ye = -51.2 + (col + 0.5) * 0.8, -51.2 + (row + 0.5) * 0.8
+            xa, ya, _ = (inv @ np.array([xe, ye, 0.0, 1.0]))[:3]
+            # Continuous pixel coordinates in the agent map (pixel centres at integers).
+            fc, fr = (xa + 51.2) / 0.8 - 0.5, (ya + 51.2) / 0.8 - 0.5
+            inside = -51.2 <= xa <= 51.2 and -51.2 <= ya <= 51.2
+            c0, r0 = math.floor(fc), math.floor(fr)
+            expected = np.zeros(2)
+            for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                r, c = r0 + dr, c0 + dc
+                wgt = (1 - abs(fr - r)) * (1 - abs(fc - c))
+                if 0 <= r < 128 and 0 <= c < 128:
+                    expected += wgt * src[:, r, c]
+            if not inside:
+                expected[:] = 0
+            self.assertEqual(mask[1, 0, row, col].item(), 1.0 if inside else 0.0, f"mask at {(row, col)}")
+            np.testing.assert_allclose(aligned[1, :, row, col].numpy(), expected, atol=2e-4, err_msg=f"cell {(row, col)}")
+
+    def test_identity_and_theta_of_a_pure_translation(self):
+        theta = warp_theta(torch.from_numpy(pose(0, 10.24, -5.12)[None]), GRID)[0]
+        # u_a = u_e - tx / Lx: 10.24 m is 0.2 of the 51.2 m half extent.
+        np.testing.assert_allclose(theta.numpy(), [[1, 0, -0.2], [0, 1, 0.1]], atol=1e-6)
+
+
+class FusionTest(unittest.TestCase):
+    def test_max_fusion_ignores_masked_cells(self):
+        aligned = torch.zeros(2, 1, 2, 2)
+        aligned[0] = 0.5
+        aligned[1] = torch.tensor([[1.0, 0.2], [3.0, 0.0]])
+        mask = torch.ones(2, 1, 2, 2)
+        mask[1, 0, 1, 0] = 0
+        np.testing.assert_allclose(max_fusion(aligned, mask)[0, 0].numpy(), [[1.0, 0.5], [0.5, 0.5]])
+
+    def test_attention_fusion_by_hand(self):
+        # One cell, C = 2, agents: ego e = (1, 0), a = (0, 2), b = (3, 3) but b masked out.
+        aligned = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]).view(3, 2, 1, 1)
+        mask = torch.tensor([1.0, 1.0, 0.0]).view(3, 1, 1, 1)
+        fused = AttentionFusion()(aligned, mask)[0, :, 0, 0].numpy()
+        # scores e·e / √2 = 1/√2, e·a / √2 = 0; softmax -> weights (σ, 1 − σ) with σ = 1 / (1 + e^(−1/√2)).
+        s = 1 / (1 + math.exp(-1 / math.sqrt(2)))
+        np.testing.assert_allclose(fused, [s * 1.0, (1 - s) * 2.0], rtol=1e-6)
+        # Single agent: attention returns the ego's features.
+        np.testing.assert_allclose(AttentionFusion()(aligned[:1], mask[:1]).numpy(), aligned[:1].numpy(), rtol=1e-6)
+
+
+class PillarNetTest(unittest.TestCase):
+    def test_packed_equals_padded_in_eval_mode(self):
+        torch.manual_seed(0)
+        pfn = PillarFeatureNet()
+        with torch.no_grad():
+            pfn.norm.running_mean.uniform_(-1, 1)
+            pfn.norm.running_var.uniform_(0.5, 2)
+            pfn.norm.weight.uniform_(0.5, 1.5)
+            pfn.norm.bias.uniform_(-1, 1)
+        pfn.eval()
+        rng = np.random.default_rng(1)
+        num_points = np.array([1, 32, 5, 17, 2], np.int64)
+        points = rng.normal(0, 1, (num_points.sum(), 10)).astype(np.float32)
+        padded = torch.from_numpy(unpack_pillars(points, num_points, 32))
+        with torch.no_grad():
+            ref = pfn(padded)
+            got = pfn.forward_packed(torch.from_numpy(points), torch.from_numpy(np.repeat(np.arange(5), num_points)),
+                                     torch.from_numpy(num_points), 32)
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+    def test_unpack_layout(self):
+        points = np.arange(12, dtype=np.float32).reshape(6, 2)
+        out = unpack_pillars(points, np.array([2, 1, 3]), 4)
+        np.testing.assert_array_equal(out[0, :2], points[:2])
+        np.testing.assert_array_equal(out[1, 0], points[2])
+        np.testing.assert_array_equal(out[2, :3], points[3:])
+        self.assertTrue((out[0, 2:] == 0).all() and (out[1, 1:] == 0).all() and (out[2, 3] == 0).all())
+
+
+class TargetsTest(unittest.TestCase):
+    def test_encode_decode_round_trip_and_angle_wrap(self):
+        anchors = np.array([[1.2, -3.6, -0.9, 4.5, 2.0, 1.6, 0.0], [0.4, 0.4, -1.0, 0.6, 0.6, 1.75, math.pi / 2]], np.float32)
+        gt = np.array([[1.9, -3.1, -0.7, 4.2, 1.9, 1.5, 3.0], [0.5, 0.1, -0.9, 0.7, 0.5, 1.8, -1.2]], np.float32)
+        d = encode_boxes(gt, anchors)
+        # Heading 3.0 vs anchor 0: the box is the same as one at 3.0 − π = −0.1416 (in [−π/2, π/2)).
+        self.assertAlmostEqual(float(d[0, 6]), 3.0 - math.pi, places=5)
+        self.assertAlmostEqual(float(d[0, 0]), 0.7 / math.sqrt(4.5 ** 2 + 4), places=6)
+        back = decode_boxes(d, anchors)
+        np.testing.assert_allclose(back[:, :6], gt[:, :6], rtol=1e-5, atol=1e-5)
+        # Yaw equal modulo π.
+        np.testing.assert_allclose(np.sin(2 * back[:, 6]), np.sin(2 * gt[:, 6]), atol=1e-5)
+
+    def test_a_vehicle_on_an_anchor_is_positive_there_and_unseen_boxes_are_ignored(self):
+        ag = AnchorGrid(GRID_JSON, ANCHORS)
+        # A car exactly on the anchor of feature cell (row 70, col 80) heading along y (anchor yaw index 1).
+        x, y = -51.2 + 80.5 * 0.8, -51.2 + 70.5 * 0.8
+        gt = np.array([[x, y, -0.9, 4.5, 2.0, 1.6, math.pi / 2], [-20.0, -20.0, -0.9, 4.5, 2.0, 1.6, 0.0]], np.float32)
+        t = assign_targets(ag, gt, np.array([0, 0]), np.array([True, False]))
+        self.assertEqual(t.labels[1, 70, 80], 1.0)
+        self.assertEqual(t.weights[1, 70, 80], 1.0)
+        np.testing.assert_allclose(t.box_targets[1, :, 70, 80], np.zeros(7), atol=1e-6)
+        # The other heading of the same cell: standup IoU of 4.5x2 vs 2x4.5 = 4/(18 - 4) < 0.45: negative.
+        self.assertEqual(t.labels[0, 70, 80], 0.0)
+        self.assertEqual(t.weights[0, 70, 80], 1.0)
+        # Pedestrian anchors never match a vehicle.
+        self.assertEqual(t.labels[2:].sum(), 0.0)
+        # The unseen car: no positive, and its best anchor is ignored rather than taught as background.
+        r, c = feature_cell(-20.0, -20.0)
+        self.assertEqual(t.labels[0, r - 1:r + 2, c - 1:c + 2].sum(), 0.0)
+        self.assertEqual(t.weights[0, r, c], 0.0)
+        self.assertEqual(t.positives, int(t.labels.sum()))
+        # Far from everything: negative, counted.
+        self.assertEqual(t.labels[:, 10, 10].tolist(), [0.0] * 4)
+        self.assertEqual(t.weights[:, 10, 10].tolist(), [1.0] * 4)
+
+    def test_pedestrian_gets_its_best_anchor(self):
+        ag = AnchorGrid(GRID_JSON, ANCHORS)
+        # Between anchor centres: no anchor reaches 0.5 IoU, the best one is still positive.
+        gt = np.array([[0.7, 0.7, -1.0, 0.6, 0.6, 1.75, 0.3]], np.float32)
+        t = assign_targets(ag, gt, np.array([1]), np.array([True]))
+        self.assertGreaterEqual(t.labels[2:].sum(), 1.0)
+        self.assertEqual(t.labels[:2].sum(), 0.0)
+
+
+class AugmentTest(unittest.TestCase):
+    def sample(self) -> Sample:
+        # One ego with two pillars; one collaborator 20 m ahead turned 90°; a box around the ego's first pillar.
+        pts = np.array([[10.1, 5.3, -1.0, 0.5, 0.0, 0.0, 0.0, 0.1 - 0.0, 5.3 - 5.2, 0.0],
+                        [-3.3, 7.7, -1.5, 0.2, 0.0, 0.0, 0.0, -3.3 + 3.4, 7.7 - 7.6, -0.5]], np.float32)
+        pts[0, 7] = 10.1 - (-51.2 + (math.floor((10.1 + 51.2) / 0.4) + 0.5) * 0.4)
+        pts[1, 7] = -3.3 - (-51.2 + (math.floor((-3.3 + 51.2) / 0.4) + 0.5) * 0.4)
+        pts[0, 8] = 5.3 - (-51.2 + (math.floor((5.3 + 51.2) / 0.4) + 0.5) * 0.4)
+        pts[1, 8] = 7.7 - (-51.2 + (math.floor((7.7 + 51.2) / 0.4) + 0.5) * 0.4)
+        coords = np.array([[math.floor((p[1] + 51.2) / 0.4), math.floor((p[0] + 51.2) / 0.4)] for p in pts], np.int64)
+        ego = AgentData("e", "vehicle", pts, np.array([1, 1]), coords, np.eye(4, dtype=np.float32))
+        collab = AgentData("c", "vehicle", pts.copy(), np.array([1, 1]), coords.copy(), pose(math.pi / 2, 20, 0))
+        boxes = np.array([[10.0, 5.0, -1.0, 4.0, 2.0, 1.5, 0.3]], np.float32)
+        return Sample("s", [ego, collab], boxes, np.array([0]), np.array([[1, 1]]))
+
+    def test_every_dihedral_element_keeps_the_scene_consistent(self):
+        s = self.sample()
+        for s2 in DIHEDRAL:
+            t = transform_sample(s, s2, 256)
+            for a_old, a_new in zip(s.agents, t.agents):
+                # Pillar cell = cell of its (transformed) raw x, y; the centre offsets still point to that cell's centre.
+                for p in range(len(a_new.coords)):
+                    x, y = a_new.points[p, 0], a_new.points[p, 1]
+                    self.assertEqual(tuple(a_new.coords[p]), (math.floor((y + 51.2) / 0.4), math.floor((x + 51.2) / 0.4)))
+                    cx, cy = -51.2 + (a_new.coords[p, 1] + 0.5) * 0.4, -51.2 + (a_new.coords[p, 0] + 0.5) * 0.4
+                    self.assertAlmostEqual(float(a_new.points[p, 7]), x - cx, places=4)
+                    self.assertAlmostEqual(float(a_new.points[p, 8]), y - cy, places=4)
+                # A point of the agent lands in the same place of the ego frame as before, transformed by S.
+                p_old = a_old.agent_to_ego @ np.array([*a_old.points[0, :3], 1.0])
+                p_new = a_new.agent_to_ego @ np.array([*a_new.points[0, :3], 1.0])
+                np.testing.assert_allclose(p_new[:2], s2 @ p_old[:2], atol=1e-4)
+                np.testing.assert_allclose(p_new[2], p_old[2], atol=1e-5)
+            # The box: centre transformed; the ego point (10.1, 5.3) that was inside stays inside (heading checks yaw).
+            b = t.gt_boxes[0]
+            np.testing.assert_allclose(b[:2], s2 @ s.gt_boxes[0, :2], atol=1e-5)
+            px, py = t.agents[0].points[0, :2]
+            dx, dy = px - b[0], py - b[1]
+            c, sn = math.cos(b[6]), math.sin(b[6])
+            self.assertLessEqual(abs(c * dx + sn * dy), b[3] / 2)
+            self.assertLessEqual(abs(-sn * dx + c * dy), b[4] / 2)
+            # The box corner (l/2, w/2) direction: the corner maps to a corner.
+            corner = s.gt_boxes[0, :2] + np.array([[math.cos(0.3), -math.sin(0.3)], [math.sin(0.3), math.cos(0.3)]]) @ np.array([2.0, 1.0])
+            moved = s2 @ corner
+            local = np.array([[c, sn], [-sn, c]]) @ (moved - b[:2])
+            np.testing.assert_allclose(np.abs(local), [2.0, 1.0], atol=1e-4)
+
+    def test_select_agents(self):
+        s = self.sample()
+        rng = np.random.default_rng(0)
+        self.assertEqual([a.id for a in select_agents(s, rng, 4, 0.0, 1.0).agents], ["e"])
+        kept = select_agents(s, rng, 4, 0.0, 0.0)
+        self.assertEqual([a.id for a in kept.agents], ["e", "c"])
+        self.assertEqual(select_agents(s, rng, 1, 0.0, 0.0).gt_points.shape, (1, 1))
+
+
+@unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
+class EndToEndTest(unittest.TestCase):
+    def test_end_to_end_dair_shards_train_export(self):
+        dair = os.path.join(os.path.dirname(ROOT), "shared", "data", "dair-v2x-c-example", "cooperative-vehicle-infrastructure")
+        if not os.path.isdir(dair):
+            self.skipTest(f"{dair} not present")
+        with tempfile.TemporaryDirectory(prefix="v2xfuse-train-smoke-") as tmp:
+            shards = os.path.join(tmp, "shards")
+            script = ("const { Command } = await import('commander');"
+                      "const { registerExportTraining } = await import('./src/cli/export-training.ts');"
+                      "const p = new Command(); registerExportTraining(p);"
+                      f"await p.parseAsync(['export-training', {json.dumps(dair)}, '--out', {json.dumps(shards)}, '--ego', 'all', "
+                      "'--skip-missing', '--json'], { from: 'user' });")
+            r = subprocess.run(["node", "--import", "tsx", "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["samples"], 20)
+            ss = ShardSet(shards)
+            self.assertEqual(len(ss), 20)
+            s = ss.read(0)
+            self.assertEqual(len(s.agents), 2)
+            np.testing.assert_array_equal(s.agents[0].agent_to_ego, np.eye(4, dtype=np.float32))
+            self.assertEqual(int(s.agents[0].num_points.sum()), s.agents[0].points.shape[0])
+            self.assertTrue((s.agents[0].coords >= 0).all() and (s.agents[0].coords < 256).all())
+            # Pillar features are internally consistent: x − x_c matches the cell (within float16).
+            a = s.agents[0]
+            cx = -51.2 + (a.coords[a.pillar_index(), 1] + 0.5) * 0.4
+            np.testing.assert_allclose(a.points[:, 0] - a.points[:, 7], cx, atol=0.04)
+            self.assertGreater(len(s.gt_boxes), 0)
+
+            import train  # noqa: E402
+            run = os.path.join(tmp, "run")
+            code = train.main(["--shards", shards, "--val", shards, "--out", run, "--fusion", "attention", "--max-steps", "2",
+                               "--val-samples", "2", "--threads", "2", "--seed", "3"])
+            self.assertEqual(code, 0)
+            with open(os.path.join(run, "onnx", "manifest.json"), encoding="utf-8") as f:
+                manifest = json.load(f)
+            for name in ("lidar_pfn", "lidar_backbone", "fusion_attention", "detection_head"):
+                entry = manifest["models"][name]
+                self.assertEqual(set(entry), {"file", "sha256"})  # the runtime's schema is strict there
+                self.assertTrue(os.path.exists(os.path.join(run, "onnx", entry["file"])))
+                self.assertLess(manifest["modelCard"][name]["bytes"], 5e6)
+            self.assertEqual(manifest["modelCard"]["lidar_pfn"]["inputs"][0]["shape"], ["P", 32, 10])
+            self.assertEqual(manifest["modelCard"]["detection_head"]["outputs"][1]["shape"], [1, 28, 128, 128])
+            self.assertEqual(manifest["formatVersion"], 1)
+            self.assertEqual([a["cls"] for a in manifest["anchors"]], ["vehicle", "pedestrian"])
+            self.assertIsNone(manifest["accuracy"])
+            self.assertEqual(manifest["training"]["fusion"], "attention")
+
+
+if __name__ == "__main__":
+    unittest.main()
