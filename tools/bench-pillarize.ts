@@ -1,5 +1,5 @@
 // Micro benchmark of the LiDAR front end on the default BEV grid: pillarisation of real point clouds from
-// /work/shared/data (OPV2V, DAIR-V2X vehicle and infrastructure) and of synthetic uniform clouds, then the
+// ../shared/data (OPV2V, DAIR-V2X vehicle and infrastructure) and of synthetic uniform clouds, then the
 // scatter of 64-channel pillar features onto the 64 × 256 × 256 canvas. Prints the median ms per frame.
 //   npx tsx tools/bench-pillarize.ts [--repeats N] [--data DIR]   (DIR defaults to ../shared/data)
 
