@@ -39,7 +39,6 @@ export {
   SHARD_FORMAT_VERSION,
   ShardExportError,
   exportTrainingShards,
-  float16Bits,
   packPillars,
 } from './shards.ts';
 export {

@@ -27,6 +27,7 @@
 // Why float16 for the features: it halves the shards (a few GB for a training set) and its error is at most half
 // a unit in the last place: 1.6 cm on |x|, |y| ∈ [32, 51.2) m, ≤ 0.4 mm on the sub-metre offsets that carry the
 // pillar's shape, ≤ 2.4e-4 on intensity. LiDAR range noise is larger than that.
+import { toFloat16Bits } from '../codec/index.ts';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Mat4, countPointsInBox, identity, invertRigid, relativeTransform, transformBox } from '../geometry/index.ts';
@@ -156,40 +157,6 @@ export class ShardExportError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// float16
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** IEEE 754 binary16 bits of `value`, rounded to nearest, ties to even (as numpy's float32 → float16). */
-export function float16Bits(value: number): number {
-  f32Scratch[0] = value;
-  const bits = u32Scratch[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  const mantissa = bits & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
-  const e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal half: m · 2^−24 with the full 24-bit significand shifted right by 14 − e.
-    if (e < -10) return sign;
-    const significand = mantissa | 0x800000;
-    const shift = 14 - e;
-    let half = significand >>> shift;
-    const rest = significand & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && (half & 1) === 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  if (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1)) half++;
-  return sign | half;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Sample file assembly
 
 const ALIGN = 16;
@@ -255,7 +222,7 @@ export function packPillars(batch: PillarBatch): PackedPillars {
     coords[2 * p] = batch.coords[2 * p];
     coords[2 * p + 1] = batch.coords[2 * p + 1];
     const base = p * batch.maxPointsPerPillar * F;
-    for (let i = 0; i < n * F; i++) points[o++] = float16Bits(batch.features[base + i]);
+    for (let i = 0; i < n * F; i++) points[o++] = toFloat16Bits(batch.features[base + i]);
   }
   return { points, numPoints, coords, pillars: P, keptPoints: total };
 }

@@ -1,3 +1,4 @@
+import { toFloat16Bits as float16Bits } from '../../src/codec/index.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,7 +13,6 @@ import {
   Pillarizer,
   ShardExportError,
   exportTrainingShards,
-  float16Bits,
   type ShardArray,
   type ShardIndex,
   type ShardSample,
