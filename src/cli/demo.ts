@@ -6,12 +6,49 @@ import { printInspectReport } from './inspect.ts';
 import { progressBar } from './progress.ts';
 import { parseIntArg } from './simulate.ts';
 
-// The main job on built-in defaults. For now (foundation stage) it simulates a sequence and shows who sees what;
-// later stages extend it to the full broker + agents + fusion run with a report.
+/** Ego-only against cooperative detection on the sequence, with the shipped models: what cooperation buys. */
+async function compareFusion(dir: string): Promise<void> {
+  const { PerceptionModels } = await import('../perception/index.ts');
+  const { CooperativeDetector } = await import('../fusion/index.ts');
+  const { ClassAwareApAccumulator, cooperativeGroundTruth } = await import('../eval/index.ts');
+  const { DEFAULT_MANIFEST } = await import('./detect.ts');
+  const models = await PerceptionModels.load(DEFAULT_MANIFEST, { device: 'cpu' });
+  try {
+    const seq = (await openDataset(dir)).scenarios[0];
+    const ego = seq.agents[0].id;
+    const g = models.grid;
+    const evalRange = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax };
+    const lines = [`\ndetection (vehicle AP in BEV, OpenCOOD protocol; ego ${ego}; model ${models.manifest.modelId}):`];
+    for (const mode of ['none', 'attention'] as const) {
+      const detector = new CooperativeDetector(models, mode);
+      const acc = new ClassAwareApAccumulator(undefined, ['vehicle']);
+      const bar = progressBar(mode === 'none' ? 'detect (ego only)' : 'detect (fused)', 'frames');
+      let done = 0;
+      try {
+        for await (const frame of seq.frames()) {
+          const r = await detector.detectFrame(frame, ego);
+          acc.addFrame(r.detections, cooperativeGroundTruth(frame, ego, { evalRange }));
+          bar.update(++done, seq.frameCount);
+        }
+      } finally {
+        bar.stop();
+      }
+      const ap = acc.result().vehicle;
+      lines.push(`  ${mode === 'none' ? 'ego only           ' : 'intermediate fusion'}  AP@0.3 ${ap['0.3'].ap.toFixed(3)}  AP@0.5 ${ap['0.5'].ap.toFixed(3)}  AP@0.7 ${ap['0.7'].ap.toFixed(3)}`);
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await models.dispose();
+  }
+}
+
+// The main job on built-in defaults. For now it simulates a sequence and shows who sees what,
+// then runs the shipped detector ego-only and fused over it. Later stages turn it into the full broker + agents +
+// fusion run with a report.
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('simulate the intersection scenario and show, per agent, the vehicles it cannot see that another agent sees')
+    .description('simulate the intersection scenario, show per agent the vehicles it cannot see that another agent sees, and detect ego-only vs fused')
     .option('--out <dir>', 'where to write the sequence', 'out/demo')
     .option('--scenario <file|name>', 'scenario', 'intersection')
     .option('--frames <n>', 'frames at 10 Hz', parseIntArg('--frames', 1), 30)
@@ -28,6 +65,7 @@ export function registerDemo(program: Command): void {
         const bar = progressBar('inspect', 'frames');
         const report = await inspectDataset(await openDataset(dir), { stats: true, onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
         printInspectReport(report);
+        await compareFusion(dir);
         process.stdout.write(`\nsequence written to ${dir}; inspect it again with: npx v2xfuse inspect ${dir} --stats\n`);
       }),
     );
