@@ -9,15 +9,13 @@ import { parseIntArg } from './simulate.ts';
 /** Ego-only against cooperative detection on the sequence, with the shipped models: what cooperation buys. */
 async function compareFusion(dir: string): Promise<void> {
   const { PerceptionModels } = await import('../perception/index.ts');
-  const { CooperativeDetector } = await import('../fusion/index.ts');
-  const { ClassAwareApAccumulator, cooperativeGroundTruth } = await import('../eval/index.ts');
+  const { CooperativeDetector, evaluateSequence } = await import('../fusion/index.ts');
+  const { ClassAwareApAccumulator } = await import('../eval/index.ts');
   const { DEFAULT_MANIFEST } = await import('./detect.ts');
   const models = await PerceptionModels.load(DEFAULT_MANIFEST, { device: 'cpu' });
   try {
     const seq = (await openDataset(dir)).scenarios[0];
     const ego = seq.agents[0].id;
-    const g = models.grid;
-    const evalRange = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax };
     const lines = [`\ndetection (vehicle AP in BEV, OpenCOOD protocol; ego ${ego}; model ${models.manifest.modelId}):`];
     for (const mode of ['none', 'attention'] as const) {
       const detector = new CooperativeDetector(models, mode);
@@ -25,11 +23,7 @@ async function compareFusion(dir: string): Promise<void> {
       const bar = progressBar(mode === 'none' ? 'detect (ego only)' : 'detect (fused)', 'frames');
       let done = 0;
       try {
-        for await (const frame of seq.frames()) {
-          const r = await detector.detectFrame(frame, ego);
-          acc.addFrame(r.detections, cooperativeGroundTruth(frame, ego, { evalRange }));
-          bar.update(++done, seq.frameCount);
-        }
+        await evaluateSequence(seq, detector, ego, acc, { onFrame: () => bar.update(++done, seq.frameCount) });
       } finally {
         bar.stop();
       }

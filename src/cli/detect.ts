@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { openDataset } from '../datasets/index.ts';
-import { ClassAwareApAccumulator, cooperativeGroundTruth, type ApOrder } from '../eval/index.ts';
-import { CooperativeDetector, type FusionMode } from '../fusion/index.ts';
+import { ClassAwareApAccumulator, type ApOrder } from '../eval/index.ts';
+import { CooperativeDetector, type FusionMode, evaluateSequence } from '../fusion/index.ts';
 import { DEVICE_OPTIONS, type DeviceOption, PerceptionModels } from '../perception/index.ts';
 import { action, UserInputError } from './failure.ts';
 import { progressBar } from './progress.ts';
@@ -60,15 +60,13 @@ export function registerDetect(program: Command): void {
         if (o.modality !== 'lidar') {
           throw new UserInputError(`--modality ${o.modality}: no camera encoder ships yet (models/manifest.json has only LiDAR models); use --modality lidar`);
         }
-        const mode: FusionMode = o.fusion === 'none' ? 'none' : o.fusion === 'intermediate' ? 'max' : o.fusion;
         const ds = await openDataset(datasetPath, { skipMissing: o.skipMissing });
         const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
         if (models.notice) process.stderr.write(`v2xfuse: ${models.notice}\n`);
-        const fusionMode: FusionMode = o.fusion === 'intermediate' && models.attention ? 'attention' : mode;
+        // intermediate: the trained attention when the manifest has it, else max.
+        const fusionMode: FusionMode = o.fusion === 'intermediate' ? (models.attention ? 'attention' : 'max') : o.fusion;
         try {
           const detector = new CooperativeDetector(models, fusionMode, { noisyPoses: o.noisyPoses });
-          const g = models.grid;
-          const evalRange = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax };
           const acc = new ClassAwareApAccumulator(undefined, models.manifest.anchors.map((a) => a.cls));
           const timings: Record<string, number[]> = {};
           let frames = 0, detections = 0, agentsUsed = 0;
@@ -82,19 +80,10 @@ export function registerDetect(program: Command): void {
                 throw new UserInputError(`--ego ${egoId}: no such agent in scenario ${seq.name} (agents: ${seq.agents.map((a) => a.id).join(', ')})`);
               }
               egos.push(`${seq.name}:${egoId}`);
-              const n = Math.min(seq.frameCount, o.frames ?? Infinity);
-              for (let i = 0; i < n; i++) {
-                const frame = await seq.frame(i);
-                if (!frame.agents.some((a) => a.agentId === egoId)) continue;
-                const r = await detector.detectFrame(frame, egoId);
-                const gt = cooperativeGroundTruth(frame, egoId, { evalRange });
-                acc.addFrame(r.detections, gt);
-                for (const [k, v] of Object.entries(r.timings)) (timings[k] ??= []).push(v as number);
-                frames++;
-                detections += r.detections.length;
-                agentsUsed += r.agents.length;
-                bar.update(frames, total);
-              }
+              const run = await evaluateSequence(seq, detector, egoId, acc, { maxFrames: o.frames, onFrame: () => bar.update(++frames, total) });
+              detections += run.detections;
+              agentsUsed += run.agents;
+              for (const [k, v] of Object.entries(run.timings)) (timings[k] ??= []).push(...v);
             }
           } finally {
             bar.stop();

@@ -96,27 +96,18 @@ const intrinsicSchema = z.object({
 
 const objectId = z.union([z.string(), z.number()]).optional();
 
-const lidarLabelSchema = z.array(
-  z.object({
-    type: z.string(),
-    track_id: objectId,
-    id: objectId,
-    '3d_dimensions': z.object({ h: numeric, w: numeric, l: numeric }),
-    '3d_location': z.object({ x: numeric, y: numeric, z: numeric }),
-    rotation: numeric,
-  }),
-);
+// Fields both label files share; the LiDAR labels add a yaw, label_world the eight world corners.
+const labelBase = z.object({
+  type: z.string(),
+  track_id: objectId,
+  id: objectId,
+  '3d_dimensions': z.object({ h: numeric, w: numeric, l: numeric }),
+  '3d_location': z.object({ x: numeric, y: numeric, z: numeric }),
+});
 
-const worldLabelSchema = z.array(
-  z.object({
-    type: z.string(),
-    track_id: objectId,
-    id: objectId,
-    '3d_dimensions': z.object({ h: numeric, w: numeric, l: numeric }),
-    '3d_location': z.object({ x: numeric, y: numeric, z: numeric }),
-    world_8_points: z.array(z.array(numeric).length(3)).length(8),
-  }),
-);
+const lidarLabelSchema = z.array(labelBase.extend({ rotation: numeric }));
+
+const worldLabelSchema = z.array(labelBase.extend({ world_8_points: z.array(z.array(numeric).length(3)).length(8) }));
 
 async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T> {
   let text: string;

@@ -9,3 +9,4 @@ export {
   CooperativeDetector,
   FusionConfigError,
 } from './cooperative-detector.ts';
+export { type SequenceRun, evaluateSequence, gridEvalRange } from './evaluate.ts';

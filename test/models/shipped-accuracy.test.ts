@@ -9,8 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openDataset } from '../../src/datasets/index.ts';
-import { ClassAwareApAccumulator, cooperativeGroundTruth } from '../../src/eval/index.ts';
-import { CooperativeDetector, type FusionMode } from '../../src/fusion/index.ts';
+import { ClassAwareApAccumulator } from '../../src/eval/index.ts';
+import { CooperativeDetector, type FusionMode, evaluateSequence } from '../../src/fusion/index.ts';
 import { PerceptionModels } from '../../src/perception/index.ts';
 import { loadScenario, simulateSequence } from '../../src/sim/index.ts';
 
@@ -30,16 +30,12 @@ test(`shipped models on held-out intersection frames (seed ${SEED}): ego-only de
     await simulateSequence({ scenario: await loadScenario('intersection'), frames: FRAMES, seed: SEED, outDir: dir, cameras: false });
     const seq = (await openDataset(dir)).scenarios[0];
     const ego = seq.agents[0].id;
-    const g = models.grid;
-    const evalRange = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax };
     const ap50: Record<string, number> = {};
     for (const mode of ['none', 'attention'] as FusionMode[]) {
       const detector = new CooperativeDetector(models, mode);
       const acc = new ClassAwareApAccumulator(undefined, ['vehicle']);
-      for await (const frame of seq.frames()) {
-        const r = await detector.detectFrame(frame, ego);
-        acc.addFrame(r.detections, cooperativeGroundTruth(frame, ego, { evalRange }));
-      }
+      const run = await evaluateSequence(seq, detector, ego, acc);
+      assert.equal(run.frames, FRAMES);
       const res = acc.result().vehicle['0.5'];
       assert.ok(res.gt > 20, `only ${res.gt} ground-truth vehicles`);
       ap50[mode] = res.ap;
