@@ -25,9 +25,20 @@ function median(values: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** Mean bytes per message, over all messages and per agent ("scenario:agent" keys). */
+function messageBytes(byAgent: Record<string, number[]>): { meanPerAgentPerFrame: number; meanByAgent: Record<string, number>; messages: number } {
+  const all = Object.values(byAgent).flat();
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  return {
+    meanPerAgentPerFrame: mean(all),
+    meanByAgent: Object.fromEntries(Object.entries(byAgent).map(([id, v]) => [id, mean(v)])),
+    messages: all.length,
+  };
+}
+
 interface DetectOptions {
   ego?: string;
-  fusion: 'none' | 'intermediate' | 'max' | 'attention';
+  fusion: 'none' | 'intermediate' | 'max' | 'attention' | 'late' | 'early';
   modality: 'lidar' | 'camera' | 'both' | 'mixed';
   models: string;
   device: DeviceOption;
@@ -42,10 +53,15 @@ interface DetectOptions {
 export function registerDetect(program: Command): void {
   program
     .command('detect')
-    .description('run the shipped detectors over a sequence, fusing the agents\' BEV features, and print AP@0.3/0.5/0.7 (BEV, as OpenCOOD)')
+    .description('run the shipped detectors over a sequence, fusing the agents\' BEV features (or their objects, or points), and print AP@0.3/0.5/0.7 (BEV, as OpenCOOD)')
     .argument('<dataset>', 'a dataset folder in any layout inspect reads')
     .option('--ego <id>', 'the ego agent (default: the sequence\'s first agent, OpenCOOD\'s rule)')
-    .option('--fusion <mode>', 'none (ego only) | intermediate (attention when the models have it, else max) | max | attention', choice('--fusion', ['none', 'intermediate', 'max', 'attention'] as const), 'intermediate')
+    .option(
+      '--fusion <mode>',
+      'none (ego only) | intermediate (attention when the models have it, else max) | max | attention | late (object lists, merged by NMS) | early (points, 1cm+deflate)',
+      choice('--fusion', ['none', 'intermediate', 'max', 'attention', 'late', 'early'] as const),
+      'intermediate',
+    )
     .option('--modality <m>', 'lidar | camera | both | mixed (only lidar is available until a camera encoder ships)', choice('--modality', ['lidar', 'camera', 'both', 'mixed'] as const), 'lidar')
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto (auto falls back to the CPU and says so)', choice('--device', DEVICE_OPTIONS), 'cpu')
@@ -69,7 +85,8 @@ export function registerDetect(program: Command): void {
           const detector = new CooperativeDetector(models, fusionMode, { noisyPoses: o.noisyPoses });
           const acc = new ClassAwareApAccumulator(undefined, models.manifest.anchors.map((a) => a.cls));
           const timings: Record<string, number[]> = {};
-          let frames = 0, detections = 0, agentsUsed = 0;
+          const bytes: Record<string, number[]> = {};
+          let frames = 0, detections = 0, agentsUsed = 0, droppedPillars = 0;
           const egos: string[] = [];
           const total = ds.scenarios.reduce((n, s) => n + Math.min(s.frameCount, o.frames ?? Infinity), 0);
           const bar = progressBar('detect', 'frames');
@@ -84,6 +101,8 @@ export function registerDetect(program: Command): void {
               detections += run.detections;
               agentsUsed += run.agents;
               for (const [k, v] of Object.entries(run.timings)) (timings[k] ??= []).push(...v);
+              for (const [id, v] of Object.entries(run.bytes)) (bytes[`${seq.name}:${id}`] ??= []).push(...v);
+              droppedPillars += run.droppedPillars;
             }
           } finally {
             bar.stop();
@@ -107,6 +126,9 @@ export function registerDetect(program: Command): void {
               Object.entries(result.byClass).map(([cls, r]) => [cls, Object.fromEntries(Object.entries(r!).map(([k, v]) => [k, { ap: v.ap, tp: v.tp, fp: v.fp, gt: v.gt }]))]),
             ),
             timingsMsMedian: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, median(v)])),
+            // Late and early: bytes of each agent's message per frame (the ego's included); absent for feature fusion.
+            ...(Object.keys(bytes).length ? { bytes: messageBytes(bytes) } : {}),
+            droppedPillarsPerFrame: frames ? droppedPillars / frames : 0,
           };
           if (o.json) {
             process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -120,6 +142,7 @@ export function registerDetect(program: Command): void {
           for (const [cls, r] of Object.entries(report.byClass)) {
             lines.push(`  ${cls.padEnd(22)} ${f(r['0.3'].ap)}   ${f(r['0.5'].ap)}   ${f(r['0.7'].ap)}   ${r['0.5'].gt}`);
           }
+          if (report.bytes) lines.push(`message bytes per agent per frame: mean ${report.bytes.meanPerAgentPerFrame.toFixed(0)} (${Object.entries(report.bytes.meanByAgent).map(([id, b]) => `${id} ${b.toFixed(0)}`).join(', ')})`);
           lines.push(`median ms per frame: ${Object.entries(report.timingsMsMedian).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
           process.stdout.write(lines.join('\n') + '\n');
         } finally {

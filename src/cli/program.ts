@@ -5,6 +5,9 @@ import { registerSimulate } from './simulate.ts';
 import { registerDemo } from './demo.ts';
 import { registerDetect } from './detect.ts';
 import { registerExportTraining } from './export-training.ts';
+import { registerBroker } from './broker.ts';
+import { registerKeygen } from './keygen.ts';
+import { registerNodes } from './nodes.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -20,6 +23,9 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerDetect(program);
   registerExportTraining(program);
+  registerBroker(program);
+  registerKeygen(program);
+  registerNodes(program);
   return program;
 }
 

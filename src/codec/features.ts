@@ -1,6 +1,8 @@
 // Feature-map codec: a [C, H, W] float32 BEV map ↔ a payload plus the header fields of the FeatureEncoding proto.
 //
-// Stages, in this order (spec.ts): select cells → (channel reduction, not available yet) → quantise → entropy.
+// Stages, in this order (spec.ts): select cells → channel reduction → quantise → entropy. The learned reduction is a
+// model and runs before this codec (perception's ChannelReducer): for `c<ratio>` specs the map given here is already
+// the reduced [C / ratio, H, W] one, and `channels` (FeatureEncoding.channels) is C / ratio.
 // Packed layout before the entropy stage:
 //   [cell index section]  nothing (all cells), gap varints, or a bitmask (selection.ts), whichever is smallest
 //   [values]              channel-major over the N sent cells ([C, N], cells ascending), as quantised:
@@ -135,8 +137,8 @@ function checkShape(name: string, value: number): void {
 
 /**
  * Encodes a [C, H, W] float32 feature map (row-major, W fastest) with a codec spec such as `int8+top10%+deflate`.
- * Throws CodecError: 'spec' for a spec that does not parse, 'unavailable' for `c<ratio>` (no channel-reduction
- * model yet), 'input' for a wrong length, a non-finite value, a missing confidence map or an fp16 overflow.
+ * Throws CodecError: 'spec' for a spec that does not parse, 'unavailable' for `c<ratio>` without that ratio in
+ * `options.channelReductionRatios`, 'input' for a wrong length, a non-finite value, a missing confidence map or an fp16 overflow.
  */
 export function encodeFeatures(
   features: Float32Array,

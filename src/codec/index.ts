@@ -4,9 +4,9 @@
 //
 // Feature codecs are named by strings a user types (spec.ts): `raw`, `fp16`, `int8`, `int4`, plus cell selection
 // (`top10%`, `top500`, `thr0.3`) and an entropy stage (`deflate`, `brotli`), e.g. `int8+top10%+deflate`.
-// Channel reduction with a learned encoder/decoder (`c4`, `c16`, `c64`) is part of the grammar but not of this
-// installation: it needs a model trained with the detector, which the manifest does not list yet, so encoding
-// refuses it with "not available: no channel-reduction model in the manifest". See README.md.
+// Channel reduction with a learned encoder/decoder (`c4`, `c16`, `c64`) runs outside the codec (perception's
+// ChannelReducer, models from the manifest); the codec encodes the reduced map and accepts `c<ratio>` only when the
+// caller's capabilities list that ratio. See README.md.
 export { CodecError, type CodecErrorKind } from './errors.ts';
 export {
   type CellSelection,

@@ -34,7 +34,10 @@ export interface EntropyStage {
 export interface FeatureCodecSpec {
   quantization: QuantizationName;
   selection?: CellSelection;
-  /** Learned channel reduction by this factor (C → C / ratio). Parsed, but no model ships yet. */
+  /**
+   * Learned channel reduction by this factor (C → C / ratio). The codec does not run the model: the caller reduces
+   * the map first (perception's ChannelReducer) and encodes the [C / ratio, H, W] result with this same spec.
+   */
   channelReduction?: { ratio: number };
   entropy?: EntropyStage;
 }
@@ -207,14 +210,14 @@ export function canonicalCodecSpec(text: string): string {
 }
 
 export interface CodecCapabilities {
-  /** Channel-reduction ratios the model manifest has an encoder/decoder pair for. None ship yet. */
+  /** Channel-reduction ratios the model manifest has an encoder/decoder pair for (perception's channelReductionRatios). */
   channelReductionRatios?: readonly number[];
 }
 
 /**
- * Throws CodecError (kind 'unavailable') when the spec needs something this installation lacks. Parsing accepts
- * `c16` so that the grammar is settled before the learned channel reduction (trained with the detector in
- * tools/train) ships; until the manifest lists one, every `c<ratio>` is refused here.
+ * Throws CodecError (kind 'unavailable') when the spec needs something this installation lacks: a `c<ratio>`
+ * stage passes only when `capabilities.channelReductionRatios` includes the ratio, i.e. when the model manifest
+ * the caller loaded has that encoder/decoder pair. The codec stays pure: it is told, it does not look.
  */
 export function assertCodecAvailable(spec: FeatureCodecSpec, capabilities: CodecCapabilities = {}): void {
   const ratio = spec.channelReduction?.ratio;

@@ -16,6 +16,10 @@ export interface SequenceRun {
   detections: number;
   /** Per stage, one value (ms) per frame. */
   timings: Record<string, number[]>;
+  /** late and early: per agent id, its message bytes, one value per frame it sent in; empty otherwise. */
+  bytes: Record<string, number[]>;
+  /** Occupied cells left without a pillar (maxPillars reached), summed over frames. */
+  droppedPillars: number;
 }
 
 /**
@@ -31,7 +35,7 @@ export async function evaluateSequence(
   opts: { maxFrames?: number; onFrame?: () => void } = {},
 ): Promise<SequenceRun> {
   const evalRange = gridEvalRange(detector.models.grid);
-  const run: SequenceRun = { frames: 0, agents: 0, detections: 0, timings: {} };
+  const run: SequenceRun = { frames: 0, agents: 0, detections: 0, timings: {}, bytes: {}, droppedPillars: 0 };
   const n = Math.min(seq.frameCount, opts.maxFrames ?? Infinity);
   for (let i = 0; i < n; i++) {
     const frame = await seq.frame(i);
@@ -39,6 +43,8 @@ export async function evaluateSequence(
     const r = await detector.detectFrame(frame, egoId);
     acc.addFrame(r.detections, cooperativeGroundTruth(frame, egoId, { evalRange }));
     for (const [k, v] of Object.entries(r.timings)) (run.timings[k] ??= []).push(v as number);
+    for (const [id, b] of Object.entries(r.bytes ?? {})) (run.bytes[id] ??= []).push(b);
+    run.droppedPillars += r.droppedPillars;
     run.frames++;
     run.agents += r.agents.length;
     run.detections += r.detections.length;

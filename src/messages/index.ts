@@ -271,3 +271,48 @@ export function splitSignature(kind: MessageKind, bytes: Uint8Array): SignatureS
   }
   return { signed, signature };
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Signing (ECDSA P-256 / SHA-256) and the receiver's gate (validation, signatures, replay, payload decoding).
+
+export {
+  type SignatureCheck,
+  type SignatureFailure,
+  type SigningKey,
+  type SigningKeyPair,
+  type TrustListJson,
+  type TrustedKey,
+  SIGNATURE_BYTES,
+  SigningKeyError,
+  TrustList,
+  TrustListError,
+  generateSigningKey,
+  keyIdOf,
+  loadSigningKey,
+  signMessage,
+  signingContext,
+  signingKeyFromPem,
+  trustListJson,
+} from './signing.ts';
+export {
+  type AdmitOptions,
+  type Admission,
+  type AdmittedMessage,
+  type DecodedPayloadOfKind,
+  type GateGrid,
+  type MessageGateOptions,
+  type MessageRejection,
+  type PerKind,
+  type RejectionCounts,
+  type RejectionLogger,
+  type RejectionReason,
+  DEFAULT_MAX_AGE_MS,
+  DEFAULT_MAX_FUTURE_MS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  GRID_TOLERANCE,
+  MAX_TRACKED_AGENTS,
+  MessageGate,
+  OTHER_AGENTS,
+  REJECTION_REASONS,
+  RejectionLog,
+} from './gate.ts';

@@ -1,5 +1,6 @@
 // The perception stage: BEV grid, LiDAR pillarisation, ONNX Runtime sessions for the encoders, fusion attention
-// and detection head, anchor decoding and rotated NMS, and the camera lift into the BEV grid.
+// and detection head, anchor decoding and rotated NMS, the camera lift into the BEV grid, and the learned channel
+// reduction (codec stage c<ratio>) around the features that travel.
 export {
   type BevGrid,
   type GridCell,
@@ -65,6 +66,7 @@ export {
 } from './decode.ts';
 export { DEFAULT_NMS_IOU_THRESHOLD, nmsPerClass, rotatedNms } from './nms.ts';
 export {
+  type ChannelReductionEntry,
   type ModelFileEntry,
   type ModelRole,
   type PerceptionManifest,
@@ -73,6 +75,7 @@ export {
   MANIFEST_FORMAT_VERSION,
   MODEL_ROLES,
   ManifestError,
+  channelReductionRatios,
   loadManifest,
   parseManifest,
 } from './manifest.ts';
@@ -102,6 +105,12 @@ export {
   createSession,
   cudaProviderStatus,
 } from './runtime.ts';
+export {
+  type ExpandedFeatures,
+  type ReducedFeatures,
+  ChannelReducer,
+  channelReductionEntry,
+} from './channel-reduction.ts';
 export {
   type CameraCoverage,
   type CameraSamplingGrid,

@@ -17,7 +17,12 @@
 //     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "..." },
 //     "detection_head":   { ... },                     // optional
 //     "fusion_attention": { ... },                     // optional
-//     "camera_encoder":   { ... }                      // optional, later
+//     "camera_encoder":   { ... },                     // optional, later
+//     "channel_reduction": {                           // optional: learned channel reduction, codec stage c<ratio>
+//       "16": { "encoder": { "file": "channel_encoder_c16.onnx", "sha256": "..." },   // [1, C, H, W] → [1, C/16, H, W]
+//               "decoder": { "file": "channel_decoder_c16.onnx", "sha256": "..." } }, // and back
+//       ...
+//     }
 //   }
 // }
 // Unknown top-level keys are allowed (a model card, training metadata); unknown keys inside the parts the runtime
@@ -70,6 +75,16 @@ export interface ModelFileEntry {
   sha256: string;
 }
 
+/** One learned channel-reduction pair (codec stage `c<ratio>`): the sender's encoder and the receiver's decoder. */
+export interface ChannelReductionEntry {
+  /** C / reducedChannels. */
+  ratio: number;
+  /** Channels of the reduced map, grid.channels / ratio. */
+  reducedChannels: number;
+  encoder: ModelFileEntry;
+  decoder: ModelFileEntry;
+}
+
 export interface PerceptionManifest {
   /** Absolute path of the manifest file. */
   source: string;
@@ -81,6 +96,8 @@ export interface PerceptionManifest {
   anchors: AnchorClassSpec[];
   postprocess: PostprocessSettings;
   models: Partial<Record<ModelRole, ModelFileEntry>> & Record<'lidar_pfn' | 'lidar_backbone', ModelFileEntry>;
+  /** The channel-reduction pairs (models.channel_reduction), by increasing ratio; empty when the manifest has none. */
+  channelReduction: ChannelReductionEntry[];
 }
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
@@ -128,6 +145,12 @@ const manifestSchema = z.looseObject({
       detection_head: modelFileSchema.optional(),
       fusion_attention: modelFileSchema.optional(),
       camera_encoder: modelFileSchema.optional(),
+      channel_reduction: z
+        .record(
+          z.string().regex(/^[1-9]\d*$/, 'must be the reduction ratio as a whole number, e.g. "16"'),
+          z.object({ encoder: modelFileSchema, decoder: modelFileSchema }).strict(),
+        )
+        .optional(),
     })
     .strict(),
 });
@@ -146,7 +169,9 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     const issue = result.error.issues[0];
     let p = [...issue.path];
     if (issue.code === 'unrecognized_keys' && issue.keys.length >= 1) p = [...p, issue.keys[0]];
-    const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+    // A record key that fails its pattern (models.channel_reduction) reports the pattern's own message inside.
+    const detail =
+      issue.code === 'unrecognized_keys' ? 'unknown field' : issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
     throw new ManifestError(source, fieldPath(p), detail);
   }
   const m = result.data;
@@ -176,6 +201,17 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     const entry = m.models[role];
     if (entry) models[role] = { file: entry.file, path: path.resolve(dir, entry.file), sha256: entry.sha256.toLowerCase() };
   }
+  const channelReduction: ChannelReductionEntry[] = [];
+  for (const [key, pair] of Object.entries(m.models.channel_reduction ?? {})) {
+    const ratio = Number(key);
+    // The pair maps C → C / ratio channels: a ratio that does not divide C cannot be what the models do.
+    if (ratio < 2 || grid.channels % ratio !== 0) {
+      throw new ManifestError(source, `models.channel_reduction.${key}`, `ratio ${key} must be ≥ 2 and divide grid.channels (${grid.channels})`);
+    }
+    const file = (e: { file: string; sha256: string }): ModelFileEntry => ({ file: e.file, path: path.resolve(dir, e.file), sha256: e.sha256.toLowerCase() });
+    channelReduction.push({ ratio, reducedChannels: grid.channels / ratio, encoder: file(pair.encoder), decoder: file(pair.decoder) });
+  }
+  channelReduction.sort((a, b) => a.ratio - b.ratio);
   return {
     source: path.resolve(source),
     formatVersion: m.formatVersion,
@@ -186,7 +222,13 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     anchors: m.anchors.map((a) => ({ ...a, yaws: [...a.yaws] })),
     postprocess: { ...DEFAULT_POSTPROCESS, ...m.postprocess },
     models: models as PerceptionManifest['models'],
+    channelReduction,
   };
+}
+
+/** The channel-reduction ratios a manifest has pairs for: what the codec's CodecCapabilities.channelReductionRatios wants. */
+export function channelReductionRatios(manifest: PerceptionManifest): number[] {
+  return manifest.channelReduction.map((e) => e.ratio);
 }
 
 /** Reads and checks models/manifest.json (or any manifest path). */

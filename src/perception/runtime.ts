@@ -39,7 +39,7 @@ export type DeviceOption = 'cpu' | 'cuda' | 'auto';
 export type ExecutionProviderName = 'cpu' | 'cuda';
 export const DEVICE_OPTIONS: readonly DeviceOption[] = ['cpu', 'cuda', 'auto'];
 
-export type PerceptionStage = 'pillarise' | 'pfn' | 'scatter' | 'backbone' | 'fusion' | 'head' | 'decode' | 'nms';
+export type PerceptionStage = 'pillarise' | 'pfn' | 'scatter' | 'backbone' | 'reduce' | 'expand' | 'fusion' | 'head' | 'decode' | 'nms';
 /** Milliseconds per stage; each result carries the stages it ran. */
 export type StageTimings = Partial<Record<PerceptionStage, number>>;
 
@@ -224,7 +224,7 @@ function tensorShape(model: ModelSession, name: string, kind: 'input' | 'output'
  * Checks a tensor's declared shape against `expected` (null: any size, e.g. a dynamic axis). Symbolic (named)
  * dimensions in the model are accepted for any expected size.
  */
-function expectShape(model: ModelSession, name: string, kind: 'input' | 'output', expected: readonly (number | null)[]): readonly (number | string)[] {
+export function expectShape(model: ModelSession, name: string, kind: 'input' | 'output', expected: readonly (number | null)[]): readonly (number | string)[] {
   const shape = tensorShape(model, name, kind);
   const show = (s: readonly (number | string | null)[]): string => `[${s.map((d) => d ?? '?').join(', ')}]`;
   const bad =

@@ -45,3 +45,30 @@ test('detect: an unknown ego, CUDA without its provider, and a camera modality a
   assert.equal(missing.code, 3);
   assert.match(missing.stderr, /no\/such\/manifest\.json/);
 });
+
+test('detect --fusion late / early: object lists and point clouds from every agent, with their message bytes', async () => {
+  const late = await runCli(['detect', fixture, '--models', tiny, '--fusion', 'late', '--json']);
+  assert.equal(late.code, 0, late.stderr);
+  const r = JSON.parse(late.stdout);
+  assert.equal(r.fusion, 'late');
+  assert.equal(r.meanAgentsPerFrame, 3);
+  assert.deepEqual(Object.keys(r.ap), ['0.3', '0.5', '0.7']);
+  for (const stage of ['backbone', 'head', 'objectCodec', 'lateFusion']) assert.ok(stage in r.timingsMsMedian, stage);
+  assert.ok(!('warp' in r.timingsMsMedian), 'late fusion aligns boxes, not feature maps');
+  assert.deepEqual(Object.keys(r.bytes.meanByAgent).sort(), ['fixture-s1:-1', 'fixture-s1:100', 'fixture-s1:101']);
+  assert.equal(r.bytes.messages, 9, '3 agents × 3 frames');
+  assert.ok(r.bytes.meanPerAgentPerFrame > 0);
+
+  const early = JSON.parse((await runCli(['detect', fixture, '--models', tiny, '--fusion', 'early', '--frames', '1', '--json'])).stdout);
+  assert.equal(early.fusion, 'early');
+  assert.ok('pointCodec' in early.timingsMsMedian);
+  assert.ok(early.bytes.meanPerAgentPerFrame > 5 * r.bytes.meanPerAgentPerFrame, 'points cost far more than objects');
+
+  const plain = await runCli(['detect', fixture, '--models', tiny, '--fusion', 'late', '--frames', '1']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /fusion late/);
+  assert.match(plain.stdout, /message bytes per agent per frame: mean \d+/);
+  const bad = await runCli(['detect', fixture, '--models', tiny, '--fusion', 'hybrid']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--fusion must be one of none, intermediate, max, attention, late, early/);
+});

@@ -4,6 +4,8 @@ import {
   CodecError,
   assertCodecAvailable,
   canonicalCodecSpec,
+  decodeFeatures,
+  encodeFeatures,
   formatCodecSpec,
   formatPointCodecSpec,
   parseCodecSpec,
@@ -90,6 +92,28 @@ test('c16 parses but is refused as unavailable until the manifest has a channel-
   assert.throws(() => assertCodecAvailable(spec, { channelReductionRatios: [4] }), /the manifest has channel-reduction models for c4 only/);
   assert.doesNotThrow(() => assertCodecAvailable(spec, { channelReductionRatios: [4, 16] }));
   assert.doesNotThrow(() => assertCodecAvailable(parseCodecSpec('int8+top10%+deflate')));
+});
+
+test('c16+int8 passes when the capabilities list ratio 16 (a manifest with that pair), and only then', () => {
+  const spec = parseCodecSpec('c16+int8');
+  assert.deepEqual(spec, { quantization: 'int8', channelReduction: { ratio: 16 } });
+  assert.doesNotThrow(() => assertCodecAvailable(spec, { channelReductionRatios: [4, 16, 64] }));
+  assert.doesNotThrow(() => assertCodecAvailable(spec, { channelReductionRatios: [16] }));
+  for (const ratios of [undefined, [], [4, 64], [8, 32]]) {
+    assert.throws(
+      () => assertCodecAvailable(spec, ratios === undefined ? {} : { channelReductionRatios: ratios }),
+      (err: unknown) => err instanceof CodecError && err.kind === 'unavailable' && /^codec 'c16\+int8': c16 not available: /.test(err.message),
+      `ratios ${JSON.stringify(ratios)}`,
+    );
+  }
+  // The encoder runs the same check, and then encodes the reduced map it is given: C/16 channels in the header.
+  const reduced = new Float32Array(4 * 8 * 8).map((_, i) => (i % 7) * 0.25);
+  const encoded = encodeFeatures(reduced, 8, 8, 4, spec, { channelReductionRatios: [16] });
+  assert.equal(encoded.header.channels, 4);
+  assert.equal(encoded.header.spec, 'c16+int8');
+  const back = decodeFeatures(encoded.payload, encoded.header).features;
+  assert.ok(back.every((v, i) => Math.abs(v - reduced[i]) <= 1.5 / 255 / 2 + 1e-6), 'int8 bound on the reduced map');
+  assert.throws(() => encodeFeatures(reduced, 8, 8, 4, spec, { channelReductionRatios: [4] }), /c16 not available: the manifest has channel-reduction models for c4 only/);
 });
 
 test('point codec specs: step in mm / cm / m, optional entropy stage', () => {

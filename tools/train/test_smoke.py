@@ -3,8 +3,11 @@
 
 Fast tests: the warp (a feature blob lands in the cell computed by hand; arbitrary poses agree with a direct
 per-cell bilinear reference), the packed pillar feature net against the padded (ONNX) one, box encoding, target
-assignment, the dihedral augmentation. The end-to-end test (`-k end_to_end`, ~1 min) exports shards from the real
-DAIR-V2X-C sample with the TypeScript CLI, reads them, trains two steps and exports + verifies the ONNX models.
+assignment, the dihedral augmentation, the channel-reduction pair's PCA start and int8 stand-in. The end-to-end
+test (`-k end_to_end`, ~1 min) exports shards from the real DAIR-V2X-C sample with the TypeScript CLI, reads them,
+trains two steps and exports + verifies the ONNX models, then runs train_compressor.py --quick on that checkpoint
+(train, evaluate, export, verify in ONNX Runtime, install into the run's manifest and read it back with the
+runtime's reader).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ sys.path.insert(0, HERE)
 from data import (DIHEDRAL, AgentData, AnchorClass, AnchorGrid, Sample, ShardSet, assign_targets, decode_boxes,  # noqa: E402
                   encode_boxes, select_agents, transform_sample, unpack_pillars)
 from model import AttentionFusion, Grid, PillarFeatureNet, max_fusion, warp_theta, warp_to_ego  # noqa: E402
+from train_compressor import ChannelReduction, int8_round_trip  # noqa: E402
 
 warnings.filterwarnings("ignore", message="scatter_reduce")
 torch.set_num_threads(2)
@@ -267,6 +271,42 @@ class AugmentTest(unittest.TestCase):
         self.assertEqual(select_agents(s, rng, 1, 0.0, 0.0).gt_points.shape, (1, 1))
 
 
+class ChannelReductionTest(unittest.TestCase):
+    def test_pca_start_reconstructs_features_of_low_rank_exactly(self):
+        # Non-negative 8-channel features that lie in a 2-dimensional affine subspace: PCA with 8 / 4 = 2 components
+        # must reproduce them (up to float32), and through the 3x3 decoder only its centre tap may act.
+        rng = np.random.default_rng(5)
+        basis = rng.random((8, 2)).astype(np.float32)
+        codes = rng.random((2, 2, 6, 6)).astype(np.float32)
+        x = torch.from_numpy(np.einsum("ck,nkhw->nchw", basis, codes) + 0.5)
+        flat = x.permute(0, 2, 3, 1).reshape(-1, 8).double()
+        mean = flat.mean(0)
+        evals, evecs = torch.linalg.eigh(torch.cov(flat.T, correction=0))
+        components = evecs[:, torch.argsort(evals, descending=True)].float()
+        pair = ChannelReduction(8, 4)
+        pair.init_pca(mean.float(), components)
+        with torch.no_grad():
+            self.assertEqual(tuple(pair.encoder(x).shape), (2, 2, 6, 6))
+            torch.testing.assert_close(pair(x), x, atol=1e-5, rtol=1e-5)
+            # A rank-2 code cannot carry a third direction: the error shows up once the data leaves the subspace.
+            y = x.clone()
+            y[:, 0] += 1.0
+            self.assertGreater(float(((pair(y) - y) ** 2).sum() / (y ** 2).sum()), 1e-3)
+        with self.assertRaises(ValueError):
+            ChannelReduction(64, 5)
+
+    def test_int8_round_trip_matches_the_codec_bound(self):
+        rng = np.random.default_rng(6)
+        z = torch.from_numpy(rng.normal(0, 3, (2, 4, 16, 16)).astype(np.float32))
+        z[1, 2] = 1.25  # a constant channel comes back exactly
+        q = int8_round_trip(z)
+        scale = (z.flatten(2).amax(2) - z.flatten(2).amin(2)) / 255
+        err = (q - z).abs().flatten(2).amax(2)
+        self.assertTrue(bool((err <= scale / 2 + 1e-5).all()), f"{err} vs {scale / 2}")
+        torch.testing.assert_close(q.flatten(2).amin(2), z.flatten(2).amin(2))
+        torch.testing.assert_close(q[1, 2], z[1, 2])
+
+
 @unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
 class EndToEndTest(unittest.TestCase):
     def test_end_to_end_dair_shards_train_export(self):
@@ -314,6 +354,34 @@ class EndToEndTest(unittest.TestCase):
             self.assertEqual([a["cls"] for a in manifest["anchors"]], ["vehicle", "pedestrian"])
             self.assertIsNone(manifest["accuracy"])
             self.assertEqual(manifest["training"]["fusion"], "attention")
+
+            # The channel-reduction pairs on that (frozen) detector: --quick trains, evaluates, exports, verifies in
+            # ONNX Runtime, installs into the run's manifest and reads it back with src/perception/manifest.ts.
+            import train_compressor  # noqa: E402
+            comp = os.path.join(tmp, "compressor")
+            code = train_compressor.main(["--checkpoint", os.path.join(run, "checkpoint-last.pt"), "--shards", shards,
+                                          "--val", shards, "--out", comp, "--quick", "--threads", "1", "--seed", "3",
+                                          "--eval", shards, "--eval-frames", "2", "--install", os.path.join(run, "onnx")])
+            self.assertEqual(code, 0)
+            with open(os.path.join(run, "onnx", "manifest.json"), encoding="utf-8") as f:
+                manifest = json.load(f)
+            self.assertEqual(sorted(manifest["models"]["channel_reduction"], key=int), ["4", "16", "64"])
+            for r, pair in manifest["models"]["channel_reduction"].items():
+                for role in ("encoder", "decoder"):
+                    self.assertEqual(set(pair[role]), {"file", "sha256"})
+                    self.assertEqual(pair[role]["file"], f"channel_{role}_c{r}.onnx")
+                    card = manifest["channelReduction"]["modelCard"][pair[role]["file"]]
+                    self.assertLess(card["bytes"], 300_000)
+                enc = manifest["channelReduction"]["modelCard"][pair["encoder"]["file"]]
+                self.assertEqual(enc["outputs"][0]["shape"], [1, 64 // int(r), 128, 128])
+            acc = manifest["channelReduction"]["accuracy"]
+            seq = next(iter(acc["sequences"].values()))
+            self.assertEqual(seq["frames"], 2)
+            self.assertTrue({"none", "attention", "c4", "c16", "c64", "c4+int8", "c16+int8", "c64+int8"} <= set(seq), seq)
+            self.assertEqual(acc["bytesPerCollaboratorMessage"]["c16+int8"], 4 * 128 * 128)
+            with open(os.path.join(comp, "log.jsonl"), encoding="utf-8") as f:
+                steps = [json.loads(line) for line in f if '"step"' in line and "validation" not in line]
+            self.assertEqual(steps[-1]["step"], 6)
 
 
 if __name__ == "__main__":

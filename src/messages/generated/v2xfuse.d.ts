@@ -410,10 +410,13 @@ export namespace v2xfuse {
         }
 
         /**
-         * ECDSA over NIST P-256 with SHA-256, the algorithm IEEE 1609.2 uses. It signs the bytes of the enclosing
-         * message serialized WITHOUT its `signature` field (field 15 of every top-level message, the highest number, so
-         * an encoder that writes fields in order puts it last; src/messages splitSignature strips it from the bytes as
-         * received, so a verifier never re-serializes).
+         * ECDSA over NIST P-256 with SHA-256, the algorithm IEEE 1609.2 uses. It signs the enclosing message's full type
+         * name, one zero byte, then the message's bytes serialized WITHOUT its `signature` field, e.g.
+         * "v2xfuse.v1.FeatureFrame" 0x00 ‖ bytes. The name binds the signature to the message type (as 1609.2 binds it to
+         * the application's PSID): a signed message of one type cannot pass as another whose fields happen to parse.
+         * `signature` is field 15 of every top-level message, the highest number, so an encoder that writes fields in
+         * order puts it last; src/messages splitSignature strips it from the bytes as received, so a verifier never
+         * re-serializes.
          */
         class Signature {
 
@@ -429,7 +432,7 @@ export namespace v2xfuse {
             /** r ‖ s, 32 bytes each, big-endian (IEEE P1363; WebCrypto's format) */
             ecdsaP256Sha256: Uint8Array;
 
-            /** which of the sender's keys; empty = its only key */
+            /** which of the sender's keys (src/messages keyIdOf); empty = try each of its keys */
             keyId: string;
 
             /**
@@ -519,7 +522,7 @@ export namespace v2xfuse {
                 /** r ‖ s, 32 bytes each, big-endian (IEEE P1363; WebCrypto's format) */
                 ecdsaP256Sha256?: (Uint8Array|null);
 
-                /** which of the sender's keys; empty = its only key */
+                /** which of the sender's keys (src/messages keyIdOf); empty = try each of its keys */
                 keyId?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */

@@ -1110,7 +1110,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * Properties of a Signature.
              * @typedef {Object} v2xfuse.v1.Signature.$Properties
              * @property {Uint8Array|null} [ecdsaP256Sha256] r ‖ s, 32 bytes each, big-endian (IEEE P1363; WebCrypto's format)
-             * @property {string|null} [keyId] which of the sender's keys; empty = its only key
+             * @property {string|null} [keyId] which of the sender's keys (src/messages keyIdOf); empty = try each of its keys
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1130,10 +1130,13 @@ export const v2xfuse = $root.v2xfuse = (() => {
             /**
              * Constructs a new Signature.
              * @memberof v2xfuse.v1
-             * @classdesc ECDSA over NIST P-256 with SHA-256, the algorithm IEEE 1609.2 uses. It signs the bytes of the enclosing
-             * message serialized WITHOUT its `signature` field (field 15 of every top-level message, the highest number, so
-             * an encoder that writes fields in order puts it last; src/messages splitSignature strips it from the bytes as
-             * received, so a verifier never re-serializes).
+             * @classdesc ECDSA over NIST P-256 with SHA-256, the algorithm IEEE 1609.2 uses. It signs the enclosing message's full type
+             * name, one zero byte, then the message's bytes serialized WITHOUT its `signature` field, e.g.
+             * "v2xfuse.v1.FeatureFrame" 0x00 ‖ bytes. The name binds the signature to the message type (as 1609.2 binds it to
+             * the application's PSID): a signed message of one type cannot pass as another whose fields happen to parse.
+             * `signature` is field 15 of every top-level message, the highest number, so an encoder that writes fields in
+             * order puts it last; src/messages splitSignature strips it from the bytes as received, so a verifier never
+             * re-serializes.
              * @constructor
              * @param {v2xfuse.v1.Signature.$Properties=} [properties] Properties to set
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
@@ -1154,7 +1157,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
             Signature.prototype.ecdsaP256Sha256 = $util.newBuffer([]);
 
             /**
-             * which of the sender's keys; empty = its only key
+             * which of the sender's keys (src/messages keyIdOf); empty = try each of its keys
              * @member {string} keyId
              * @memberof v2xfuse.v1.Signature
              * @instance

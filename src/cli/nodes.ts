@@ -1,0 +1,239 @@
+// The deployable processes: `v2xfuse agent`, `v2xfuse fusion`, and `v2xfuse run`, which starts a broker and
+// one process per node over a whole sequence and reports accuracy next to bytes, latency and drops.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { DEVICE_OPTIONS, type DeviceOption } from '../perception/index.ts';
+import {
+  AGENT_FUSION_MODES,
+  type AgentFusionMode,
+  NODE_FUSION_MODES,
+  type NodeFusionMode,
+  formatRunReport,
+  runAgentNode,
+  runDeployment,
+  runFusionNode,
+} from '../transport/index.ts';
+import { DEFAULT_MANIFEST } from './detect.ts';
+import { action } from './failure.ts';
+import { progressBar } from './progress.ts';
+import { parseIntArg } from './simulate.ts';
+
+function choice<T extends string>(name: string, allowed: readonly T[]) {
+  return (value: string): T => {
+    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+    return value as T;
+  };
+}
+
+function nonNegativeNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number ≥ 0, got '${value}'`);
+    return n;
+  };
+}
+
+function nanoseconds(value: string): bigint {
+  if (!/^\d{1,20}$/.test(value)) throw new InvalidArgumentError(`--epoch-ns must be an integer number of nanoseconds since the Unix epoch, got '${value}'`);
+  return BigInt(value);
+}
+
+const stderrLog = (line: string) => process.stderr.write(`v2xfuse: ${line}\n`);
+
+/** SIGINT / SIGTERM end a node cleanly (status goes offline, the summary is written) instead of killing it. */
+function stopSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return controller.signal;
+}
+
+interface AgentCliOptions {
+  id: string;
+  source: string;
+  scenario?: string;
+  broker: string;
+  session: string;
+  username?: string;
+  password?: string;
+  fusion: AgentFusionMode;
+  codec?: string;
+  rate: number;
+  epochNs?: bigint;
+  frames?: number;
+  models: string;
+  device: DeviceOption;
+  threads?: number;
+  skipMissing?: boolean;
+  noisyPoses?: boolean;
+  key?: string;
+  summary?: string;
+}
+
+interface FusionCliOptions {
+  ego: string;
+  broker: string;
+  session: string;
+  username?: string;
+  password?: string;
+  fusion: NodeFusionMode;
+  combine?: 'attention' | 'max';
+  models: string;
+  device: DeviceOption;
+  threads?: number;
+  deadlineMs: number;
+  expect?: string;
+  maxOffsetMs: number;
+  maxAgeMs?: number;
+  maxFutureMs?: number;
+  clock: 'wall' | 'replay';
+  trust?: string;
+  requireSignatures?: boolean;
+  key?: string;
+  exitWhenEgoOffline?: boolean;
+  summary?: string;
+}
+
+interface RunCliOptions {
+  scenario?: string;
+  ego?: string;
+  fusion: NodeFusionMode;
+  codec?: string;
+  broker: string;
+  rate: number;
+  frames?: number;
+  models: string;
+  device: DeviceOption;
+  threads?: number;
+  deadlineMs?: number;
+  skipMissing?: boolean;
+  noisyPoses?: boolean;
+  report?: string;
+  json?: boolean;
+}
+
+export function registerNodes(program: Command): void {
+  program
+    .command('agent')
+    .description("one agent node: replay an agent's frames, encode them, publish them over MQTT")
+    .requiredOption('--id <id>', 'the agent id in the dataset (e.g. 100, or -1 for a roadside unit)')
+    .requiredOption('--source <dataset>', 'a dataset folder in any layout inspect reads')
+    .option('--scenario <name>', 'which scenario of the dataset (default: the first)')
+    .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--session <name>', 'topic namespace shared by the nodes of one deployment', 'default')
+    .option('--username <u>', 'MQTT username (Mosquitto with the ACLs of deploy/mosquitto: the agent id)')
+    .option('--password <p>', 'MQTT password')
+    .option('--fusion <mode>', 'what to send: intermediate (BEV features) | late (object list) | early (points)', choice('--fusion', AGENT_FUSION_MODES), 'intermediate')
+    .option('--codec <spec>', 'feature codec (intermediate, default int8+deflate) or point codec (early, default 1cm+deflate)')
+    .option('--rate <hz>', 'replay rate against the recorded times; 0 = as fast as possible', nonNegativeNumber('--rate'), 10)
+    .option('--epoch-ns <ns>', 'capture time of the first frame (share it between the agents of one deployment); default now', nanoseconds)
+    .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
+    .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
+    .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
+    .option('--skip-missing', 'leave out frames whose files are absent')
+    .option('--noisy-poses', 'send the GPS-noisy pose the dataset records instead of the true one')
+    .option('--key <pem>', 'sign every message with this ECDSA P-256 private key (v2xfuse keygen)')
+    .option('--summary <file>', 'write what the node measured (bytes, stage times) as JSON when it ends')
+    .action(
+      action(async (o: AgentCliOptions) => {
+        const bar = o.summary ? undefined : progressBar(`agent ${o.id}`, 'frames');
+        try {
+          const summary = await runAgentNode({
+            agentId: o.id, session: o.session, dataset: o.source, scenario: o.scenario, broker: o.broker,
+            username: o.username, password: o.password, mode: o.fusion, codec: o.codec, rateHz: o.rate,
+            epochNs: o.epochNs, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
+            skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
+            onFrame: (done, total) => bar?.update(done, total),
+          });
+          if (o.summary) await writeFile(o.summary, JSON.stringify(summary));
+          else {
+            bar?.stop();
+            const sent = Object.values(summary.messageBytes).flat().reduce((a, b) => a + b, 0);
+            stderrLog(`agent ${o.id}: ${summary.frames} frames published (${summary.codec}), ${(sent / 1e6).toFixed(2)} MB in all`);
+          }
+        } finally {
+          bar?.stop();
+        }
+      }),
+    );
+
+  program
+    .command('fusion')
+    .description('the fusion node: receive, verify, decode, align and fuse what the agents send, run the head, publish results')
+    .requiredOption('--ego <id>', 'the ego agent whose frames are fused')
+    .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--session <name>', 'topic namespace shared by the nodes of one deployment', 'default')
+    .option('--username <u>', 'MQTT username')
+    .option('--password <p>', 'MQTT password')
+    .option('--fusion <mode>', 'none (ego only) | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
+    .option('--combine <c>', 'intermediate fusion: attention (default when the models have it) | max', choice('--combine', ['attention', 'max'] as const))
+    .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
+    .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
+    .option('--deadline-ms <ms>', 'how long an ego frame waits for collaborators', nonNegativeNumber('--deadline-ms'), 100)
+    .option('--expect <ids>', 'comma-separated collaborators to wait for (default: those whose status says running)')
+    .option('--max-offset-ms <ms>', 'use a collaborator message for an ego frame when their capture times differ by at most this', nonNegativeNumber('--max-offset-ms'), 50)
+    .option('--max-age-ms <ms>', 'refuse messages captured longer ago than this (stale)', nonNegativeNumber('--max-age-ms'))
+    .option('--max-future-ms <ms>', 'refuse messages captured further ahead than this (future)', nonNegativeNumber('--max-future-ms'))
+    .option('--clock <c>', "wall (live or paced replay) | replay (as-fast-as-possible replay: the ego's capture times are the clock)", choice('--clock', ['wall', 'replay'] as const), 'wall')
+    .option('--trust <file>', 'trust list (v2xfuse keygen): verify signatures against it')
+    .option('--require-signatures', 'refuse unsigned messages')
+    .option('--key <pem>', 'sign results with this ECDSA P-256 private key')
+    .option('--exit-when-ego-offline', "stop once the ego's replay has ended and its last frame is fused")
+    .option('--summary <file>', 'write what the node measured (drops, stage times) as JSON when it ends')
+    .action(
+      action(async (o: FusionCliOptions) => {
+        const summary = await runFusionNode({
+          egoId: o.ego, session: o.session, broker: o.broker, username: o.username, password: o.password,
+          mode: o.fusion, combine: o.combine, models: o.models, device: o.device, threads: o.threads,
+          deadlineMs: o.deadlineMs, expect: o.expect?.split(',').map((s) => s.trim()).filter(Boolean),
+          maxOffsetMs: o.maxOffsetMs, maxAgeMs: o.maxAgeMs, maxFutureMs: o.maxFutureMs, clock: o.clock,
+          trustPath: o.trust, requireSignatures: o.requireSignatures, signingKeyPath: o.key,
+          exitWhenEgoOffline: o.exitWhenEgoOffline, signal: stopSignal(), log: stderrLog,
+        });
+        if (o.summary) await writeFile(o.summary, JSON.stringify(summary));
+        else stderrLog(`fusion node: ${summary.framesFused} frames fused; dropped ${JSON.stringify(summary.dropped)}`);
+      }),
+    );
+
+  program
+    .command('run')
+    .description('broker + one process per agent + the fusion node over a sequence; prints and writes a report')
+    .argument('<dataset>', 'a dataset folder in any layout inspect reads')
+    .option('--scenario <name>', 'which scenario of the dataset (default: the first)')
+    .option('--ego <id>', "the ego agent (default: the scenario's first agent)")
+    .option('--fusion <mode>', 'none | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
+    .option('--codec <spec>', "what collaborators send: a feature codec (intermediate, default int8+deflate) or point codec (early)")
+    .option('--broker <url>', "'embedded' (an in-process broker on a free loopback port) or a broker URL", 'embedded')
+    .option('--rate <hz>', 'replay rate; 0 = as fast as the machine goes', nonNegativeNumber('--rate'), 0)
+    .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
+    .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
+    .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads per process', parseIntArg('--threads', 1))
+    .option('--deadline-ms <ms>', 'how long an ego frame waits for collaborators (default 200 paced, 10000 as fast as possible)', nonNegativeNumber('--deadline-ms'))
+    .option('--skip-missing', 'leave out frames whose files are absent')
+    .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
+    .option('--report <file>', 'write the report as JSON')
+    .option('--json', 'print the report as JSON on stdout instead of the summary')
+    .action(
+      action(async (datasetPath: string, o: RunCliOptions) => {
+        const bar = progressBar('run', 'frames');
+        let report;
+        try {
+          report = await runDeployment({
+            dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
+            rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, log: stderrLog,
+            onProgress: (done, total) => bar.update(done, total),
+          });
+        } finally {
+          bar.stop();
+        }
+        if (o.report) await writeFile(o.report, JSON.stringify(report, null, 2) + '\n');
+        process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatRunReport(report) + '\n');
+      }),
+    );
+}

@@ -1,0 +1,604 @@
+// What a receiver does with bytes from the network before it trusts them (DESIGN.md: receivers reject, count and
+// log bad messages and keep running). One MessageGate per receiving node: it holds the receiver's grid, model id,
+// trust list and per-sender replay state; admit() never throws and answers either the decoded message (with its
+// payload decoded once, into a buffer the caller may reuse) or one stable reason string that reports count.
+//
+// Checks, cheapest and least trusting first, so a flood of junk costs little and a forged message is counted as
+// what it is:
+//   size → wire records / protobuf decode → header, schema version, sender id vs topic → capture time (stale,
+//   future) → signature → replay → structure, enums, finiteness, model id, grid → payload (codec) → admitted.
+// The signature is checked before anything is remembered, and the replay state is only written for an admitted
+// message, so neither a forged nor a corrupt message can advance a sender's sequence.
+//
+// Replay rule, per sender and message kind: a message is fresh when it is later than the last admitted one in the
+// order (capture time, then sequence). A sender that restarts begins its sequence again; it is accepted as soon as
+// its capture time passes the last admitted one, which it does when it stamps capture times on a clock that does
+// not go back across restarts (the wall clock; a replayed dataset mapped onto it). A copy of an old message never
+// passes: its capture time and sequence are both those of a message already seen or older. A sender that must go
+// back in time (a dataset replayed from its start on the dataset's own clock) announces it with an AgentStatus in
+// state STARTING: once admitted (it must be fresh itself), it clears that sender's records of the other kinds.
+// One exception: an AgentStatus in state OFFLINE skips the replay order and leaves the record as it was. It is the
+// MQTT last will, signed when the sender connected and delivered after its later status messages; a copy of it
+// can at worst report a sender offline that its next message shows alive.
+import { CodecError, type DecodedFeatures, type DecodedPoints, DEFAULT_MAX_POINTS, decodeFeatures, decodePoints } from '../codec/index.ts';
+import { v2xfuse } from './generated/v2xfuse.js';
+import {
+  type MessageKind,
+  type MessageOfKind,
+  type SignatureSplit,
+  MESSAGE_KINDS,
+  MessageDecodeError,
+  SCHEMA_VERSION,
+  decodeMessage,
+  nsFromWire,
+  splitSignature,
+} from './index.ts';
+import type { TrustList } from './signing.ts';
+
+/** Every reason admit() can give, as counted in reports. */
+export const REJECTION_REASONS = [
+  'oversized',
+  'malformed',
+  'unknown-version',
+  'sender-mismatch',
+  'stale',
+  'future',
+  'unsigned',
+  'unknown-sender',
+  'bad-signature',
+  'replay',
+  'wrong-model',
+  'grid-mismatch',
+  'non-finite',
+  'corrupt',
+  'internal',
+] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+/**
+ * The receiver's BEV grid: the manifest grid (src/perception BevGrid) plus the feature map's shape. A feature
+ * message is refused unless its grid equals this one (floats within GRID_TOLERANCE, integers exactly).
+ */
+export interface GateGrid {
+  xMin: number;
+  xMax: number;
+  yMin: number;
+  yMax: number;
+  zMin: number;
+  zMax: number;
+  cellSize: number;
+  featureStride: number;
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/** A grid's floats travel as float32 (51.2 → 51.20000076): equal within this much, relative to max(1, |value|). */
+export const GRID_TOLERANCE = 1e-5;
+
+/** A setting that is either one value for every kind or given per kind (kinds left out take the default). */
+export type PerKind<T> = T | Partial<Record<MessageKind, T>>;
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** Data messages older than this are stale. Status messages have no age limit by default: they are published
+ * retained and as the MQTT last will, both delivered long after they were signed. */
+export const DEFAULT_MAX_AGE_MS = 1000;
+/** Clock skew allowed between sender and receiver before a capture time counts as "in the future". */
+export const DEFAULT_MAX_FUTURE_MS = 200;
+
+export interface MessageGateOptions {
+  /** Model id of the receiver's detector; features and object lists from another model are refused. Unset: any. */
+  expectedModelId?: string;
+  /** The receiver's BEV grid; without it every feature message is refused ('grid-mismatch'). */
+  grid?: GateGrid;
+  /** Largest message accepted, bytes on the wire. Default DEFAULT_MAX_MESSAGE_BYTES for every kind. */
+  maxBytes?: PerKind<number>;
+  /** Largest now − capture time, ms. Default DEFAULT_MAX_AGE_MS for data kinds, no limit for 'status' unless given
+   * per kind ({ status: ms }); Infinity switches the check off. */
+  maxAgeMs?: PerKind<number>;
+  /** Largest capture time − now, ms (clock skew). Default DEFAULT_MAX_FUTURE_MS. */
+  maxFutureMs?: number;
+  /** Public keys of the senders; needed when signatures are required, otherwise used when a message is signed. */
+  trust?: TrustList;
+  /**
+   * true: unsigned messages and senders missing from `trust` are refused. false: those pass (admitted with
+   * `keyId` undefined), but a signature from a sender in `trust` that does not verify is still refused.
+   */
+  requireSignatures: boolean;
+  /** Point clouds announcing more points are refused ('corrupt'). Default the codec's DEFAULT_MAX_POINTS. */
+  maxPoints?: number;
+  /** Where rejections are counted and logged; default a new RejectionLog without a logger. */
+  log?: RejectionLog;
+}
+
+/** The payload as decoded by the gate: the feature map and its mask, the points, or nothing for other kinds. */
+export interface DecodedPayloadOfKind {
+  features: DecodedFeatures;
+  points: DecodedPoints;
+  objects: undefined;
+  status: undefined;
+  result: undefined;
+}
+
+export interface AdmittedMessage<K extends MessageKind = MessageKind> {
+  ok: true;
+  kind: K;
+  senderId: string;
+  message: MessageOfKind[K];
+  /** Features: [C, H, W] map (in `out` when given) and [H, W] mask; points: xyzi; undefined otherwise. */
+  payload: DecodedPayloadOfKind[K];
+  sequence: number;
+  captureTimeNs: bigint;
+  /** 0n when the sender did not stamp it. */
+  sendTimeNs: bigint;
+  /** Bytes on the wire. */
+  byteLength: number;
+  /** The trusted key that verified it; undefined when it was admitted unsigned (requireSignatures false). */
+  keyId: string | undefined;
+  /** Sequence numbers skipped since the last admitted message of this sender and kind (lost or refused). */
+  missed: number;
+  /** The sender's sequence went back with a later capture time: it restarted. */
+  restarted: boolean;
+}
+
+export interface MessageRejection {
+  ok: false;
+  kind: MessageKind;
+  /** The sender id of the topic the bytes arrived on. */
+  senderId: string;
+  reason: RejectionReason;
+  detail: string;
+  byteLength: number;
+}
+
+export type Admission<K extends MessageKind = MessageKind> = AdmittedMessage<K> | MessageRejection;
+
+export interface AdmitOptions {
+  /** Features only: reused [C, H, W] output (C·H·W of the receiver's grid). Its contents are unspecified after a
+   * rejection. Without it the gate allocates one per message. */
+  out?: Float32Array;
+  /** Features only: reused [H, W] mask. */
+  mask?: Uint8Array;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rejection log
+
+export type RejectionLogger = (line: string, rejection: MessageRejection) => void;
+
+export interface RejectionCounts {
+  total: number;
+  byReason: Partial<Record<RejectionReason, number>>;
+  /** agent id → reason → count. */
+  byAgent: Record<string, Partial<Record<RejectionReason, number>>>;
+}
+
+/** Agents tracked one by one; further ids (a hostile network can invent any number) are counted under OTHER_AGENTS. */
+export const MAX_TRACKED_AGENTS = 1024;
+export const OTHER_AGENTS = '(other)';
+
+/**
+ * Counts rejections by reason and by (agent, reason), and hands the first rejection of each (agent, reason) to the
+ * logger with its detail; later ones are only counted, so a misconfigured or hostile sender cannot flood the log.
+ */
+export class RejectionLog {
+  private total = 0;
+  private readonly byReason = new Map<RejectionReason, number>();
+  private readonly byAgent = new Map<string, Map<RejectionReason, number>>();
+
+  constructor(private readonly logger?: RejectionLogger) {}
+
+  record(rejection: MessageRejection): void {
+    this.total++;
+    this.byReason.set(rejection.reason, (this.byReason.get(rejection.reason) ?? 0) + 1);
+    let agent = rejection.senderId;
+    if (!this.byAgent.has(agent) && this.byAgent.size >= MAX_TRACKED_AGENTS) agent = OTHER_AGENTS;
+    let reasons = this.byAgent.get(agent);
+    if (!reasons) this.byAgent.set(agent, (reasons = new Map()));
+    const n = (reasons.get(rejection.reason) ?? 0) + 1;
+    reasons.set(rejection.reason, n);
+    if (n === 1 && this.logger) {
+      this.logger(
+        `refused ${rejection.kind} message from agent ${JSON.stringify(rejection.senderId)} (${rejection.byteLength} bytes): ${rejection.reason}: ${rejection.detail} ` +
+          `(further '${rejection.reason}' refusals from this agent are counted, not logged)`,
+        rejection,
+      );
+    }
+  }
+
+  /** A snapshot of the counts (plain objects, safe to serialize into a report). */
+  counts(): RejectionCounts {
+    const byReason: RejectionCounts['byReason'] = {};
+    for (const [r, n] of this.byReason) byReason[r] = n;
+    const byAgent: RejectionCounts['byAgent'] = {};
+    for (const [a, reasons] of this.byAgent) {
+      const o: Partial<Record<RejectionReason, number>> = {};
+      for (const [r, n] of reasons) o[r] = n;
+      byAgent[a] = o;
+    }
+    return { total: this.total, byReason, byAgent };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checks
+
+/** Thrown inside the gate, caught by admit(): the one way a check says no. */
+class Refusal {
+  constructor(readonly reason: RejectionReason, readonly detail: string) {}
+}
+
+function refuse(reason: RejectionReason, detail: string): never {
+  throw new Refusal(reason, detail);
+}
+
+const wire = v2xfuse.v1;
+// Built from the generated enums (not the index's re-exports: this module is loaded while index.ts is).
+const enumValues = (e: object): ReadonlySet<number> => new Set(Object.values(e).filter((v): v is number => typeof v === 'number'));
+const AGENT_KINDS = enumValues(wire.AgentKind);
+const OBJECT_CLASSES = enumValues(wire.ObjectClass);
+const FUSION_MODES = enumValues(wire.FusionMode);
+const AGENT_STATES = enumValues(wire.AgentState);
+// UNSPECIFIED is malformed for the codec's enums (features.proto / common.proto: "a sender always states it").
+const withoutZero = (s: ReadonlySet<number>) => new Set([...s].filter((v) => v !== 0));
+const QUANTIZATIONS = withoutZero(enumValues(wire.Quantization));
+const CELL_INDEX_CODINGS = withoutZero(enumValues(wire.CellIndexCoding));
+const ENTROPY_CODINGS = withoutZero(enumValues(wire.EntropyCoding));
+
+function checkEnum(values: ReadonlySet<number>, value: number | null | undefined, field: string): void {
+  const v = value ?? 0;
+  if (!values.has(v)) refuse('malformed', `${field} = ${v} is not a value this schema version defines`);
+}
+
+function checkFinite(value: number | null | undefined, field: string): void {
+  // Absent proto3 scalars read as 0; only a number that is there and not finite is refused.
+  if (typeof value === 'number' && !Number.isFinite(value)) refuse('non-finite', `${field} is ${value}`);
+}
+
+function checkFiniteFields<T extends object>(o: T | null | undefined, fields: readonly (keyof T & string)[], prefix: string): void {
+  if (!o) return;
+  for (const f of fields) checkFinite(o[f] as number | null | undefined, `${prefix}.${f}`);
+}
+
+function checkUnit(value: number | null | undefined, field: string): void {
+  checkFinite(value, field);
+  const v = value ?? 0;
+  if (v < 0 || v > 1) refuse('malformed', `${field} = ${v}: expected 0..1`);
+}
+
+function required<T>(value: T | null | undefined, field: string): T {
+  if (value === null || value === undefined) refuse('malformed', `${field} is missing`);
+  return value;
+}
+
+const POSE_FIELDS = ['x', 'y', 'z', 'roll', 'pitch', 'yaw'] as const;
+const BOX_FIELDS = ['x', 'y', 'z', 'l', 'w', 'h', 'yaw'] as const;
+const VECTOR_FIELDS = ['x', 'y', 'z', 'xConfidence', 'yConfidence', 'zConfidence'] as const;
+const GRID_FLOATS = ['xMin', 'xMax', 'yMin', 'yMax', 'zMin', 'zMax', 'cellSize'] as const;
+const GRID_INTEGERS = ['featureStride', 'channels', 'height', 'width'] as const;
+
+function checkPose(pose: v2xfuse.v1.Pose.$Properties | null | undefined, field: string, isRequired: boolean): void {
+  if (!pose) {
+    if (isRequired) refuse('malformed', `${field} is missing: a receiver cannot place the message without it`);
+    return;
+  }
+  checkFiniteFields(pose, POSE_FIELDS, field);
+  const cov = pose.covariance ?? [];
+  if (cov.length !== 0 && cov.length !== 6 && cov.length !== 36) {
+    refuse('malformed', `${field}.covariance has ${cov.length} values, expected 0, 6 (variances) or 36 (6×6)`);
+  }
+  for (let i = 0; i < cov.length; i++) checkFinite(cov[i], `${field}.covariance[${i}]`);
+}
+
+function checkBox(box: v2xfuse.v1.Box7.$Properties | null | undefined, field: string): void {
+  checkFiniteFields(required(box, field), BOX_FIELDS, field);
+}
+
+function checkGridFinite(grid: v2xfuse.v1.BevGrid.$Properties, field: string): void {
+  checkFiniteFields(grid, GRID_FLOATS, field);
+}
+
+function sameFloat(a: number, b: number): boolean {
+  return Math.abs(a - b) <= GRID_TOLERANCE * Math.max(1, Math.abs(b));
+}
+
+function checkGrid(grid: v2xfuse.v1.BevGrid.$Properties, receiver: GateGrid | undefined): void {
+  if (!receiver) refuse('grid-mismatch', 'this receiver has no BEV grid configured, so it refuses every feature message');
+  for (const f of GRID_FLOATS) {
+    const v = grid[f] ?? 0;
+    if (!sameFloat(v, receiver[f])) refuse('grid-mismatch', `grid.${f} = ${v}, this receiver's is ${receiver[f]}`);
+  }
+  for (const f of GRID_INTEGERS) {
+    const v = grid[f] ?? 0;
+    if (v !== receiver[f]) refuse('grid-mismatch', `grid.${f} = ${v}, this receiver's is ${receiver[f]}`);
+  }
+}
+
+function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefined): v2xfuse.v1.FeatureEncoding.$Properties {
+  const grid = required(m.grid, 'grid');
+  const enc = required(m.encoding, 'encoding');
+  checkEnum(QUANTIZATIONS, enc.quantization, 'encoding.quantization');
+  checkEnum(CELL_INDEX_CODINGS, enc.cellIndexCoding, 'encoding.cellIndexCoding');
+  checkEnum(ENTROPY_CODINGS, enc.entropyCoding, 'encoding.entropyCoding');
+  checkGridFinite(grid, 'grid');
+  const scales = enc.channelScale ?? [];
+  const offsets = enc.channelOffset ?? [];
+  for (let c = 0; c < scales.length; c++) checkFinite(scales[c], `encoding.channelScale[${c}]`);
+  for (let c = 0; c < offsets.length; c++) checkFinite(offsets[c], `encoding.channelOffset[${c}]`);
+  checkGrid(grid, receiver);
+  // The payload decodes to the shape its encoding states; it must be the grid's, or cells would be misplaced.
+  for (const [f, g] of [['channels', 'channels'], ['height', 'height'], ['width', 'width']] as const) {
+    if ((enc[f] ?? 0) !== (grid[g] ?? 0)) refuse('grid-mismatch', `encoding.${f} = ${enc[f] ?? 0}, but grid.${g} = ${grid[g] ?? 0}`);
+  }
+  return enc;
+}
+
+function checkObjects(m: v2xfuse.v1.ObjectList): void {
+  const objects = m.objects ?? [];
+  for (let i = 0; i < objects.length; i++) {
+    const o = objects[i];
+    const at = `objects[${i}]`;
+    checkFiniteFields(required(o.position, `${at}.position`), VECTOR_FIELDS, `${at}.position`);
+    const dims = required(o.dimensions, `${at}.dimensions`);
+    checkFiniteFields(dims, VECTOR_FIELDS, `${at}.dimensions`);
+    if ((dims.x ?? 0) < 0 || (dims.y ?? 0) < 0 || (dims.z ?? 0) < 0) refuse('malformed', `${at}.dimensions (${dims.x}, ${dims.y}, ${dims.z}): negative`);
+    checkFiniteFields(o.velocity, VECTOR_FIELDS, `${at}.velocity`);
+    checkFiniteFields(o, ['yaw', 'yawConfidence', 'yawRate', 'yawRateConfidence'], at);
+    checkEnum(OBJECT_CLASSES, o.objectClass, `${at}.objectClass`);
+    checkUnit(o.classConfidence, `${at}.classConfidence`);
+    checkUnit(o.existenceConfidence, `${at}.existenceConfidence`);
+  }
+}
+
+function checkPointsEncoding(m: v2xfuse.v1.PointCloudFrame): v2xfuse.v1.PointCloudEncoding.$Properties {
+  const enc = required(m.encoding, 'encoding');
+  checkEnum(ENTROPY_CODINGS, enc.entropyCoding, 'encoding.entropyCoding');
+  checkFiniteFields(enc, ['stepM', 'originX', 'originY', 'originZ', 'intensityMax'], 'encoding');
+  return enc;
+}
+
+function checkStatus(m: v2xfuse.v1.AgentStatus): void {
+  checkEnum(AGENT_STATES, m.state, 'state');
+  checkEnum(FUSION_MODES, m.fusionMode, 'fusionMode');
+  checkFinite(m.frameRateHz, 'frameRateHz');
+  if (m.grid) checkGridFinite(m.grid, 'grid');
+}
+
+function checkResult(m: v2xfuse.v1.FusionResult): void {
+  checkEnum(FUSION_MODES, m.mode, 'mode');
+  (m.detections ?? []).forEach((d, i) => {
+    checkBox(d.box, `detections[${i}].box`);
+    checkEnum(OBJECT_CLASSES, d.objectClass, `detections[${i}].objectClass`);
+    checkFinite(d.score, `detections[${i}].score`);
+  });
+  (m.tracks ?? []).forEach((t, i) => {
+    checkBox(t.box, `tracks[${i}].box`);
+    checkEnum(OBJECT_CLASSES, t.objectClass, `tracks[${i}].objectClass`);
+    checkFiniteFields(t, ['score', 'velocityX', 'velocityY'], `tracks[${i}]`);
+    (t.predictions ?? []).forEach((p, j) => {
+      checkFinite(p.probability, `tracks[${i}].predictions[${j}].probability`);
+      (p.waypoints ?? []).forEach((w, k) => checkFiniteFields(w, ['timeOffsetS', 'x', 'y', 'yaw', 'positionStd'], `tracks[${i}].predictions[${j}].waypoints[${k}]`));
+    });
+  });
+  (m.contributions ?? []).forEach((c, i) => {
+    checkEnum(FUSION_MODES, c.mode, `contributions[${i}].mode`);
+    checkFinite(c.latencyMs, `contributions[${i}].latencyMs`);
+  });
+  (m.latencies ?? []).forEach((l, i) => checkFinite(l.ms, `latencies[${i}].ms`));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The gate
+
+interface ReplayRecord {
+  sequence: number;
+  captureNs: bigint;
+}
+
+/** Senders with replay state; beyond this (only reachable with unsigned traffic) the oldest is forgotten. */
+const MAX_TRACKED_SENDERS = 4096;
+
+function perKind<T>(setting: PerKind<T> | undefined, kind: MessageKind, fallback: T): T {
+  if (setting === undefined) return fallback;
+  if (typeof setting === 'object' && setting !== null) return (setting as Partial<Record<MessageKind, T>>)[kind] ?? fallback;
+  return setting as T;
+}
+
+function msToNs(ms: number, field: string): bigint | undefined {
+  if (ms === Infinity) return undefined;
+  if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`${field} = ${ms}: expected a number of ms ≥ 0 or Infinity`);
+  return BigInt(Math.round(ms * 1e6));
+}
+
+export class MessageGate {
+  readonly rejections: RejectionLog;
+  private readonly maxBytes: Record<MessageKind, number>;
+  private readonly maxAgeNs: Record<MessageKind, bigint | undefined>;
+  private readonly maxFutureNs: bigint | undefined;
+  private readonly maxValues: number;
+  /** sender id → kind → last admitted. */
+  private readonly records = new Map<string, Map<MessageKind, ReplayRecord>>();
+
+  constructor(private readonly options: MessageGateOptions) {
+    if (options.requireSignatures && !options.trust) throw new Error('MessageGate: requireSignatures needs a trust list');
+    this.rejections = options.log ?? new RejectionLog();
+    const bytes = {} as Record<MessageKind, number>;
+    const age = {} as Record<MessageKind, bigint | undefined>;
+    // A single number for maxAgeMs applies to data kinds; status keeps its default (no limit) unless named.
+    const ageSetting = options.maxAgeMs;
+    for (const kind of MESSAGE_KINDS) {
+      bytes[kind] = perKind(options.maxBytes, kind, DEFAULT_MAX_MESSAGE_BYTES);
+      if (!(bytes[kind] > 0)) throw new RangeError(`maxBytes for ${kind} = ${bytes[kind]}: expected > 0`);
+      const ms =
+        kind === 'status'
+          ? typeof ageSetting === 'object' ? ageSetting.status ?? Infinity : Infinity
+          : perKind(ageSetting, kind, DEFAULT_MAX_AGE_MS);
+      age[kind] = msToNs(ms, `maxAgeMs for ${kind}`);
+    }
+    this.maxBytes = bytes;
+    this.maxAgeNs = age;
+    this.maxFutureNs = msToNs(options.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS, 'maxFutureMs');
+    const g = options.grid;
+    this.maxValues = g ? g.channels * g.height * g.width : 0;
+  }
+
+  /**
+   * Decides whether bytes that arrived on `kind`'s topic of agent `topicSenderId` are admitted, at receiver time
+   * `nowNs` (the clock capture times are compared with). Never throws. Rejections are recorded in `rejections`.
+   */
+  admit<K extends MessageKind>(kind: K, topicSenderId: string, bytes: Uint8Array, nowNs: bigint, options: AdmitOptions = {}): Admission<K> {
+    try {
+      return this.check(kind, topicSenderId, bytes, nowNs, options);
+    } catch (err) {
+      const [reason, detail] = err instanceof Refusal ? [err.reason, err.detail] : ['internal' as const, `unexpected ${(err as Error)?.name ?? 'error'}: ${(err as Error)?.message ?? String(err)}`];
+      const rejection: MessageRejection = { ok: false, kind, senderId: topicSenderId, reason, detail, byteLength: bytes?.byteLength ?? 0 };
+      this.rejections.record(rejection);
+      return rejection;
+    }
+  }
+
+  /** Forgets a sender's replay state (e.g. when the node learns by other means that it restarted). */
+  forget(senderId: string): void {
+    this.records.delete(senderId);
+  }
+
+  private check<K extends MessageKind>(kind: K, topicSenderId: string, bytes: Uint8Array, nowNs: bigint, options: AdmitOptions): AdmittedMessage<K> {
+    if (!(MESSAGE_KINDS as readonly string[]).includes(kind)) refuse('malformed', `unknown message kind '${String(kind)}'`);
+    if (bytes.byteLength > this.maxBytes[kind]) refuse('oversized', `${bytes.byteLength} bytes, the limit for ${kind} is ${this.maxBytes[kind]}`);
+
+    let split: SignatureSplit;
+    let message: MessageOfKind[K];
+    try {
+      split = splitSignature(kind, bytes);
+      message = decodeMessage(kind, bytes);
+    } catch (err) {
+      if (err instanceof MessageDecodeError) refuse('malformed', err.message);
+      throw err;
+    }
+
+    const header = required(message.header, 'header');
+    if ((header.schemaVersion ?? 0) !== SCHEMA_VERSION) {
+      refuse('unknown-version', `schema version ${header.schemaVersion ?? 0}, this receiver reads ${SCHEMA_VERSION}`);
+    }
+    const senderId = header.senderId ?? '';
+    if (senderId !== topicSenderId) {
+      refuse('sender-mismatch', `header names sender ${JSON.stringify(senderId)}, the topic ${JSON.stringify(topicSenderId)}`);
+    }
+
+    const captureNs = nsFromWire(header.captureTimeNs);
+    const maxAge = this.maxAgeNs[kind];
+    if (maxAge !== undefined && nowNs - captureNs > maxAge) {
+      refuse('stale', `captured ${formatMs(nowNs - captureNs)} ago, the limit for ${kind} is ${formatMs(maxAge)}`);
+    }
+    if (this.maxFutureNs !== undefined && captureNs - nowNs > this.maxFutureNs) {
+      refuse('future', `captured ${formatMs(captureNs - nowNs)} after this receiver's now, more than the ${formatMs(this.maxFutureNs)} skew allowed`);
+    }
+
+    let keyId: string | undefined;
+    const trust = this.options.trust;
+    if (trust && (split.signature || this.options.requireSignatures)) {
+      const known = trust.has(senderId);
+      if (known || this.options.requireSignatures) {
+        const check = trust.verifySplit(kind, senderId, split);
+        if (!check.ok) refuse(check.reason, check.detail);
+        keyId = check.keyId;
+      }
+    } else if (this.options.requireSignatures) {
+      refuse('unsigned', 'no signature');
+    }
+
+    const sequence = header.sequence ?? 0;
+    const lastWill = kind === 'status' && (message as v2xfuse.v1.AgentStatus).state === wire.AgentState.AGENT_STATE_OFFLINE;
+    const last = lastWill ? undefined : this.records.get(senderId)?.get(kind);
+    let restarted = false;
+    let missed = 0;
+    if (last) {
+      if (captureNs > last.captureNs) {
+        restarted = sequence <= last.sequence;
+        if (!restarted) missed = sequence - last.sequence - 1;
+      } else if (captureNs === last.captureNs && sequence > last.sequence) {
+        missed = sequence - last.sequence - 1;
+      } else {
+        refuse(
+          'replay',
+          `sequence ${sequence} captured at ${captureNs} ns is not later than the last admitted ${kind} message (sequence ${last.sequence}, captured at ${last.captureNs} ns)`,
+        );
+      }
+    }
+
+    checkEnum(AGENT_KINDS, header.senderKind, 'header.senderKind');
+    checkPose(header.senderPose, 'header.senderPose', kind === 'features' || kind === 'objects' || kind === 'points');
+    const expectedModel = this.options.expectedModelId;
+    if (expectedModel !== undefined && (kind === 'features' || kind === 'objects') && (header.modelId ?? '') !== expectedModel) {
+      refuse('wrong-model', `model ${JSON.stringify(header.modelId ?? '')}, this receiver runs ${JSON.stringify(expectedModel)}`);
+    }
+
+    let payload: unknown;
+    try {
+      switch (kind) {
+        case 'features': {
+          const m = message as v2xfuse.v1.FeatureFrame;
+          const enc = checkFeatures(m, this.options.grid);
+          payload = decodeFeatures(m.payload, enc, { maxValues: this.maxValues, out: options.out, mask: options.mask });
+          break;
+        }
+        case 'points': {
+          const m = message as v2xfuse.v1.PointCloudFrame;
+          const enc = checkPointsEncoding(m);
+          payload = decodePoints(m.payload, enc, { maxPoints: this.options.maxPoints ?? DEFAULT_MAX_POINTS });
+          break;
+        }
+        case 'objects':
+          checkObjects(message as v2xfuse.v1.ObjectList);
+          break;
+        case 'status':
+          checkStatus(message as v2xfuse.v1.AgentStatus);
+          break;
+        case 'result':
+          checkResult(message as v2xfuse.v1.FusionResult);
+          break;
+      }
+    } catch (err) {
+      if (err instanceof CodecError) refuse('corrupt', err.message);
+      throw err;
+    }
+
+    if (!lastWill) this.remember(senderId, kind, { sequence, captureNs });
+    if (kind === 'status' && (message as v2xfuse.v1.AgentStatus).state === wire.AgentState.AGENT_STATE_STARTING) {
+      // An explicit restart: the sender's other streams may begin again anywhere, even earlier in capture time.
+      const kinds = this.records.get(senderId);
+      if (kinds) for (const k of [...kinds.keys()]) if (k !== 'status') kinds.delete(k);
+    }
+
+    return {
+      ok: true,
+      kind,
+      senderId,
+      message,
+      payload: payload as DecodedPayloadOfKind[K],
+      sequence,
+      captureTimeNs: captureNs,
+      sendTimeNs: nsFromWire(header.sendTimeNs),
+      byteLength: bytes.byteLength,
+      keyId,
+      missed,
+      restarted,
+    };
+  }
+
+  private remember(senderId: string, kind: MessageKind, record: ReplayRecord): void {
+    let kinds = this.records.get(senderId);
+    if (!kinds) {
+      if (this.records.size >= MAX_TRACKED_SENDERS) {
+        const oldest = this.records.keys().next().value;
+        if (oldest !== undefined) this.records.delete(oldest);
+      }
+      this.records.set(senderId, (kinds = new Map()));
+    }
+    kinds.set(kind, record);
+  }
+}
+
+function formatMs(ns: bigint): string {
+  return `${(Number(ns) / 1e6).toFixed(1)} ms`;
+}

@@ -1,0 +1,271 @@
+// One agent node: replays one agent's frames from a dataset, runs its encoder, encodes what its fusion mode sends
+// (BEV features, an object list, or its points), and publishes it over MQTT, with its status retained and a last
+// will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
+import { type CodecCapabilities, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
+import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
+import { detectionsToObjects } from '../fusion/index.ts';
+import { matrixToPose } from '../geometry/index.ts';
+import {
+  type AgentStatusInit,
+  type HeaderInit,
+  type MessageInitOfKind,
+  type MessageKind,
+  SCHEMA_VERSION,
+  type SigningKey,
+  agentKindToWire,
+  encodeMessage,
+  loadSigningKey,
+  nsToWire,
+  signMessage,
+  wire,
+} from '../messages/index.ts';
+import { type DeviceOption, PerceptionModels, featureShape } from '../perception/index.ts';
+import { MqttLink } from './mqtt-link.ts';
+import { epochNowNs } from './clock.ts';
+import { replayAgentFrames } from './replay.ts';
+import { agentTopic } from './topics.ts';
+
+export type AgentFusionMode = 'intermediate' | 'late' | 'early';
+export const AGENT_FUSION_MODES: readonly AgentFusionMode[] = ['intermediate', 'late', 'early'];
+
+/** What a mode sends when no --codec is given: int8 features with deflate (lossless-looking, 19× smaller), 1 cm points. */
+export const DEFAULT_FEATURE_CODEC = 'int8+deflate';
+export const DEFAULT_POINT_CODEC = '1cm+deflate';
+
+/** MQTT 5 message expiry of sensor-rate messages: a broker drops them after this instead of delivering stale data. */
+export const SENSOR_MESSAGE_EXPIRY_S = 1;
+
+export interface AgentNodeOptions {
+  agentId: string;
+  session: string;
+  /** A dataset folder any reader opens; the agent replays its own frames of one scenario. */
+  dataset: string;
+  /** Which scenario (sequence) of the dataset, by name; default the first. */
+  scenario?: string;
+  broker: string;
+  username?: string;
+  password?: string;
+  mode: AgentFusionMode;
+  /** Feature codec (intermediate) or point codec (early); objects (late) need none. */
+  codec?: string;
+  rateHz: number;
+  /** Capture time of the sequence's first frame; shared by every agent of a run. Default: now. */
+  epochNs?: bigint;
+  maxFrames?: number;
+  models: string;
+  device?: DeviceOption;
+  threads?: number;
+  skipMissing?: boolean;
+  /** Send the GPS-noisy pose the dataset records (what a real agent knows) instead of the true one. */
+  noisyPoses?: boolean;
+  /** PEM private key (ECDSA P-256) to sign every message with. */
+  signingKeyPath?: string;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  onFrame?: (done: number, total: number) => void;
+}
+
+export interface AgentFrameRecord {
+  index: number;
+  captureNs: string;
+  /** Wall clock when the agent took the frame, and when its message left; ns since the Unix epoch. */
+  startWallNs: string;
+  publishWallNs: string;
+  bytes: number;
+}
+
+export interface AgentNodeSummary {
+  agentId: string;
+  kind: 'vehicle' | 'rsu';
+  mode: AgentFusionMode;
+  codec: string;
+  modelId: string;
+  protocolVersion: number;
+  frames: number;
+  /** Wire bytes of each message published, by kind (the status messages included). */
+  messageBytes: Partial<Record<MessageKind, number[]>>;
+  /** Per stage, one value (ms) per frame. */
+  stageMs: Record<string, number[]>;
+  perFrame: AgentFrameRecord[];
+  reconnects: number;
+}
+
+export class AgentNodeError extends Error {
+  readonly userFacing = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentNodeError';
+  }
+}
+
+function pickScenario(scenarios: CooperativeSequence[], name: string | undefined, source: string): CooperativeSequence {
+  if (scenarios.length === 0) throw new AgentNodeError(`${source}: the dataset has no scenario to replay`);
+  if (name === undefined) return scenarios[0];
+  const seq = scenarios.find((s) => s.name === name);
+  if (!seq) throw new AgentNodeError(`--scenario ${name}: not in ${source} (scenarios: ${scenarios.map((s) => s.name).join(', ')})`);
+  return seq;
+}
+
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** Max class probability per BEV cell over the head's anchors: the confidence map Where2comm selects cells by. */
+export function confidenceMap(clsLogits: Float32Array, anchors: number, cells: number, out: Float32Array): Float32Array {
+  for (let c = 0; c < cells; c++) {
+    let best = -Infinity;
+    for (let a = 0; a < anchors; a++) best = Math.max(best, clsLogits[a * cells + c]);
+    out[c] = sigmoid(best);
+  }
+  return out;
+}
+
+/** Replays, encodes and publishes one agent's frames; resolves with what it measured once the sequence ends. */
+export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummary> {
+  const log = o.log ?? (() => {});
+  const ds = await openDataset(o.dataset, { skipMissing: o.skipMissing });
+  const seq = pickScenario(ds.scenarios, o.scenario, ds.root);
+  const info = seq.agents.find((a) => a.id === o.agentId);
+  if (!info) throw new AgentNodeError(`--id ${o.agentId}: no such agent in ${seq.name} (agents: ${seq.agents.map((a) => a.id).join(', ')})`);
+
+  // Parse the codec before anything slow, so a typo fails at once.
+  const featureSpec = o.mode === 'intermediate' ? parseCodecSpec(o.codec ?? DEFAULT_FEATURE_CODEC) : undefined;
+  const pointSpec = o.mode === 'early' ? parsePointCodecSpec(o.codec ?? DEFAULT_POINT_CODEC) : undefined;
+  if (o.mode === 'late' && o.codec !== undefined) throw new AgentNodeError(`--codec ${o.codec}: late fusion sends object lists, which take no codec`);
+  const codecName = featureSpec ? formatCodecSpec(featureSpec) : pointSpec ? formatPointCodecSpec(pointSpec) : 'objects';
+  const key: SigningKey | undefined = o.signingKeyPath ? await loadSigningKey(o.signingKeyPath) : undefined;
+
+  const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
+  if (models.notice) log(models.notice);
+  const needsHead = o.mode === 'late' || featureSpec?.selection !== undefined;
+  if (needsHead && !models.head) throw new AgentNodeError(`${o.models}: ${o.mode === 'late' ? 'late fusion' : `codec ${codecName}`} needs the detection head, and the manifest names none`);
+  const capabilities: CodecCapabilities = {};
+  const [C, H, W] = featureShape(models.grid);
+  const confidence = new Float32Array(H * W);
+  const anchors = models.manifest.anchors.length;
+  const wireGrid = {
+    xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
+    zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
+    featureStride: models.grid.featureStride, channels: C, height: H, width: W,
+  };
+
+  const summary: AgentNodeSummary = {
+    agentId: o.agentId, kind: info.kind, mode: o.mode, codec: codecName, modelId: models.manifest.modelId,
+    protocolVersion: 0, frames: 0, messageBytes: {}, stageMs: {}, perFrame: [], reconnects: 0,
+  };
+  const stage = (name: string, ms: number) => (summary.stageMs[name] ??= []).push(ms);
+  const sequenceOf: Partial<Record<MessageKind, number>> = {};
+  let bytesPublished = 0;
+
+  const header = (kind: MessageKind, captureNs: bigint, pose?: Float64Array): HeaderInit => {
+    const p = pose ? matrixToPose(pose) : undefined;
+    return {
+      schemaVersion: SCHEMA_VERSION,
+      senderId: o.agentId,
+      senderKind: agentKindToWire(info.kind),
+      sequence: (sequenceOf[kind] = (sequenceOf[kind] ?? 0) + 1),
+      captureTimeNs: nsToWire(captureNs),
+      sendTimeNs: nsToWire(epochNowNs()),
+      ...(p ? { senderPose: { x: p.x, y: p.y, z: p.z, roll: p.roll, pitch: p.pitch, yaw: p.yaw } } : {}),
+      modelId: models.manifest.modelId,
+    };
+  };
+  const serialize = <K extends MessageKind>(kind: K, message: MessageInitOfKind[K]): Uint8Array => {
+    const bytes = encodeMessage(kind, message);
+    return key ? signMessage(kind, bytes, key) : bytes;
+  };
+  const statusBytes = (state: number, detail: string, captureNs: bigint): Uint8Array => {
+    const status: AgentStatusInit = {
+      header: header('status', captureNs),
+      state,
+      fusionMode: o.mode === 'intermediate' ? wire.FusionMode.FUSION_MODE_INTERMEDIATE : o.mode === 'late' ? wire.FusionMode.FUSION_MODE_LATE : wire.FusionMode.FUSION_MODE_EARLY,
+      codec: codecName,
+      frameRateHz: o.rateHz,
+      framesPublished: summary.frames,
+      bytesPublished,
+      ...(o.mode === 'intermediate' ? { grid: wireGrid } : {}),
+      detail,
+    };
+    return serialize('status', status);
+  };
+  const statusTopic = agentTopic(o.session, o.agentId, 'status');
+  const epochNs = o.epochNs ?? epochNowNs();
+
+  let link: MqttLink | undefined;
+  try {
+    link = await MqttLink.connect({
+      url: o.broker,
+      clientId: `v2xfuse-agent-${o.session}-${o.agentId}`,
+      username: o.username,
+      password: o.password,
+      // The broker publishes this if the agent vanishes without a clean goodbye.
+      will: { topic: statusTopic, payload: statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, 'connection lost', epochNs), retain: true, qos: 1 },
+    });
+    summary.protocolVersion = link.protocolVersion;
+    const publish = async (kind: 'features' | 'objects' | 'points' | 'status', bytes: Uint8Array, retain = false) => {
+      const topic = agentTopic(o.session, o.agentId, kind);
+      await link!.publish(topic, bytes, retain ? { qos: 1, retain: true } : { qos: 0, expirySeconds: SENSOR_MESSAGE_EXPIRY_S });
+      (summary.messageBytes[kind] ??= []).push(bytes.byteLength);
+      bytesPublished += bytes.byteLength;
+    };
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_STARTING, `${ds.format} ${seq.name}`, epochNs), true);
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`, epochNs), true);
+
+    const total = Math.min(seq.frameCount, o.maxFrames ?? Infinity);
+    let done = 0;
+    for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal })) {
+      const startWall = epochNowNs();
+      let t = performance.now();
+      const points = await f.agent.loadPoints();
+      stage('load', performance.now() - t);
+      const pose = (o.noisyPoses && f.agent.noisyLidarToWorld) || f.agent.lidarToWorld;
+      let bytes: Uint8Array;
+      let kind: 'features' | 'objects' | 'points';
+      if (o.mode === 'early') {
+        t = performance.now();
+        const enc = encodePoints(points, pointSpec!);
+        stage('codec', performance.now() - t);
+        kind = 'points';
+        bytes = serialize('points', { header: header('points', f.captureNs, pose), encoding: enc.header, payload: enc.payload });
+      } else {
+        const enc = await models.lidar.encode(points);
+        for (const [k, v] of Object.entries(enc.timings)) stage(k, v as number);
+        if (o.mode === 'late') {
+          const r = await models.head!.detect(enc.features);
+          for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
+          kind = 'objects';
+          bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections) });
+        } else {
+          if (featureSpec!.selection) {
+            const r = await models.head!.detect(enc.features);
+            stage('confidence', (r.timings.head ?? 0));
+            confidenceMap(r.clsLogits, anchors, H * W, confidence);
+          }
+          t = performance.now();
+          const coded = encodeFeatures(enc.features, H, W, C, featureSpec!, { ...capabilities, confidence });
+          stage('codec', performance.now() - t);
+          kind = 'features';
+          bytes = serialize('features', { header: header('features', f.captureNs, pose), grid: wireGrid, encoding: coded.header, payload: coded.payload });
+        }
+      }
+      t = performance.now();
+      await publish(kind, bytes);
+      stage('publish', performance.now() - t);
+      summary.frames++;
+      summary.perFrame.push({ index: f.index, captureNs: f.captureNs.toString(), startWallNs: startWall.toString(), publishWallNs: epochNowNs().toString(), bytes: bytes.byteLength });
+      o.onFrame?.(++done, total);
+    }
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, `finished: ${summary.frames} frames`, epochNs), true);
+    summary.reconnects = link.stats.reconnects;
+    return summary;
+  } catch (err) {
+    if (link) {
+      const detail = err instanceof Error ? err.message : String(err);
+      await link.publish(statusTopic, statusBytes(wire.AgentState.AGENT_STATE_FAILED, detail, epochNs), { qos: 1, retain: true }).catch(() => {});
+    }
+    throw err;
+  } finally {
+    await link?.end();
+    await models.dispose();
+  }
+}

@@ -1,0 +1,468 @@
+// The fusion node: receives every agent's messages, admits them through the message gate (size, schema, model,
+// grid, signature, replay, time), and for each ego frame waits for the collaborators up to a deadline, then
+// aligns what arrived by the poses in the messages, fuses, runs the head and publishes a FusionResult.
+// Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
+// reason and the node goes on, ego-only if need be.
+import type { Detection } from '../eval/index.ts';
+import { fuseLate, maxFuse, mergePointClouds, objectsToDetections, warpToEgo } from '../fusion/index.ts';
+import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
+import {
+  type FusionResultInit,
+  MessageGate,
+  type MessageKind,
+  type MessageOfKind,
+  RejectionLog,
+  SCHEMA_VERSION,
+  type SigningKey,
+  TrustList,
+  agentKindToWire,
+  encodeMessage,
+  loadSigningKey,
+  nsFromWire,
+  nsToWire,
+  objectClassToWire,
+  signMessage,
+  wire,
+} from '../messages/index.ts';
+import { type DeviceOption, PerceptionModels, featureShape } from '../perception/index.ts';
+import { MqttLink } from './mqtt-link.ts';
+import { epochNowNs } from './clock.ts';
+import { allAgentsFilter, fusionResultTopic, parseTopic } from './topics.ts';
+
+export type NodeFusionMode = 'none' | 'intermediate' | 'late' | 'early';
+export const NODE_FUSION_MODES: readonly NodeFusionMode[] = ['none', 'intermediate', 'late', 'early'];
+
+const DATA_KIND: Record<Exclude<NodeFusionMode, 'none'>, 'features' | 'objects' | 'points'> = {
+  intermediate: 'features',
+  late: 'objects',
+  early: 'points',
+};
+
+export interface FusionNodeOptions {
+  egoId: string;
+  session: string;
+  broker: string;
+  username?: string;
+  password?: string;
+  /** What the agents send and how it is fused; 'none' uses the ego's own features only. */
+  mode: NodeFusionMode;
+  /** Intermediate fusion: the trained attention (default when the manifest has it) or element-wise max. */
+  combine?: 'attention' | 'max';
+  /** What the ego sends in 'none' mode (its features, by default). */
+  models: string;
+  device?: DeviceOption;
+  threads?: number;
+  /** How long an ego frame waits for collaborators after it arrived, ms. */
+  deadlineMs: number;
+  /** Collaborators to wait for; others are fused when they happen to be there in time. Default: every agent whose
+   * retained status says it is running. */
+  expect?: string[];
+  /** A collaborator's message is used for an ego frame when their capture times differ by at most this, ms. */
+  maxOffsetMs?: number;
+  /** Collaborators farther than this from the ego (by the poses they send), m; OpenCOOD's 70 m. */
+  commRangeM?: number;
+  /** Admission: messages older / newer than the node's clock by more than this are refused ('stale' / 'future'). */
+  maxAgeMs?: number;
+  maxFutureMs?: number;
+  /** 'wall': the node's clock is the wall clock (live and paced replay). 'replay': the newest ego capture time
+   * plus the wall time since it arrived (as-fast-as-possible replay, where capture times are a replay clock). */
+  clock?: 'wall' | 'replay';
+  trustPath?: string;
+  requireSignatures?: boolean;
+  signingKeyPath?: string;
+  /** Stop once the ego agent's status says it went offline and its last frame is fused. */
+  exitWhenEgoOffline?: boolean;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  onResult?: (result: FusionResultInit, bytes: number) => void;
+}
+
+interface Admitted {
+  kind: 'features' | 'objects' | 'points';
+  sender: string;
+  sequence: number;
+  captureNs: bigint;
+  sendNs: bigint;
+  arrivalNs: bigint;
+  pose: Mat4;
+  bytes: number;
+  codec: string;
+  message: MessageOfKind['features'] | MessageOfKind['objects'] | MessageOfKind['points'];
+  /** Decoded by the gate: the feature map (a pooled buffer) and its sent-cell mask, or the points. */
+  features?: { features: Float32Array; mask: Uint8Array };
+  points?: Float32Array;
+  /** Went into at least one fused frame. */
+  used: boolean;
+}
+
+interface PendingFrame {
+  ego: Admitted;
+  timer: NodeJS.Timeout;
+}
+
+export interface FusionNodeSummary {
+  egoId: string;
+  mode: NodeFusionMode;
+  modelId: string;
+  protocolVersion: number;
+  framesFused: number;
+  /** Refused messages by reason, and by agent then reason. */
+  dropped: Record<string, number>;
+  droppedByAgent: Record<string, Record<string, number>>;
+  /** Collaborator messages that missed their ego frame (arrived after its deadline, or never matched one). */
+  unused: Record<string, number>;
+  /** Per stage, one value (ms) per fused frame; 'wait' is the time an ego frame waited for collaborators. */
+  stageMs: Record<string, number[]>;
+  /** arrival − send per received message (same machine clock: the transport's own latency), ms. */
+  transportMs: number[];
+  reconnects: number;
+}
+
+export class FusionNodeError extends Error {
+  readonly userFacing = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'FusionNodeError';
+  }
+}
+
+const BUFFERED_PER_AGENT = 4;
+const REPLAY_TIME_WINDOW_MS = 3_600_000;
+
+function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null; roll?: number | null; pitch?: number | null; yaw?: number | null } | null | undefined): Mat4 {
+  return poseToMatrix({ x: p?.x ?? 0, y: p?.y ?? 0, z: p?.z ?? 0, roll: p?.roll ?? 0, pitch: p?.pitch ?? 0, yaw: p?.yaw ?? 0 });
+}
+
+/** Runs until the signal aborts (or, with exitWhenEgoOffline, until the ego's replay ends). */
+export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSummary> {
+  const log = o.log ?? (() => {});
+  const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
+  if (models.notice) log(models.notice);
+  if (!models.head) throw new FusionNodeError(`${o.models}: the manifest names no detection_head model`);
+  const combine = o.combine ?? (models.attention ? 'attention' : 'max');
+  if (combine === 'attention' && !models.attention) throw new FusionNodeError(`${o.models}: attention fusion needs a fusion_attention model in the manifest`);
+  const [C, H, W] = featureShape(models.grid);
+  const plane = H * W;
+  const trust = o.trustPath ? await TrustList.load(o.trustPath) : undefined;
+  if (o.requireSignatures && !trust) throw new FusionNodeError('signatures are required but no trust list was given (--trust FILE)');
+  const key: SigningKey | undefined = o.signingKeyPath ? await loadSigningKey(o.signingKeyPath) : undefined;
+  const maxOffsetNs = BigInt(Math.round((o.maxOffsetMs ?? 50) * 1e6));
+  const commRangeM = o.commRangeM ?? 70;
+  const clock = o.clock ?? 'wall';
+  const dataKind = o.mode === 'none' ? 'features' : DATA_KIND[o.mode];
+
+  const rejections = new RejectionLog((line) => log(line));
+  const gate = new MessageGate({
+    log: rejections,
+    expectedModelId: models.manifest.modelId,
+    grid: {
+      xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
+      zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
+      featureStride: models.grid.featureStride, channels: C, height: H, width: W,
+    },
+    // On a replay clock (as fast as possible) capture times run ahead of or behind the wall clock by as much as
+    // the replay is faster or slower than real time: what matters there is each message's match with its ego
+    // frame (maxOffsetMs), so the admission window is only a sanity bound.
+    maxAgeMs: o.maxAgeMs ?? (clock === 'wall' ? 1000 : REPLAY_TIME_WINDOW_MS),
+    maxFutureMs: o.maxFutureMs ?? (clock === 'wall' ? 500 : REPLAY_TIME_WINDOW_MS),
+    trust,
+    requireSignatures: o.requireSignatures ?? false,
+  });
+
+  const summary: FusionNodeSummary = {
+    egoId: o.egoId, mode: o.mode, modelId: models.manifest.modelId, protocolVersion: 0, framesFused: 0,
+    dropped: {}, droppedByAgent: {}, unused: {}, stageMs: {}, transportMs: [], reconnects: 0,
+  };
+  const stage = (name: string, ms: number) => (summary.stageMs[name] ??= []).push(ms);
+
+  // Per agent: the newest admitted messages of the mode's kind, oldest first; its live state from status.
+  const buffered = new Map<string, Admitted[]>();
+  const liveState = new Map<string, number>();
+  const pending: PendingFrame[] = [];
+  let newestEgo: { captureNs: bigint; arrivalNs: bigint } | undefined;
+  let egoFinished = false;
+  let stopped = false;
+  let link: MqttLink | undefined;
+  let sequence = 0;
+
+  // Drops that are not the gate's (a message that came too late, or for another fusion mode), by reason.
+  const nodeDrops: Record<string, number> = {};
+  const drop = (reason: string) => (nodeDrops[reason] = (nodeDrops[reason] ?? 0) + 1);
+  // Decoded feature maps live as long as their message is buffered: a pool, so a frame allocates nothing.
+  const mapPool: { features: Float32Array; mask: Uint8Array }[] = [];
+  const takeMap = () => mapPool.pop() ?? { features: new Float32Array(C * H * W), mask: new Uint8Array(plane) };
+  const release = (m: Admitted) => {
+    if (m.features) mapPool.push(m.features);
+    m.features = undefined;
+  };
+  // Working buffers, reused every frame.
+  const warped: Float32Array[] = [];
+  const masks: Float32Array[] = [];
+  const sentPlane = new Float32Array(plane);
+  const sentWarped = new Float32Array(plane);
+  const fused = new Float32Array(C * H * W);
+  const buffer = (list: Float32Array[], k: number, size: number) => {
+    while (list.length <= k) list.push(new Float32Array(size));
+    return list[k];
+  };
+
+  const nowNs = (): bigint => {
+    const wall = epochNowNs();
+    if (clock === 'wall' || !newestEgo) return wall;
+    return newestEgo.captureNs + (wall - newestEgo.arrivalNs);
+  };
+
+  const isWaitedFor = (agent: string): boolean => {
+    if (agent === o.egoId) return false;
+    const state = liveState.get(agent);
+    if (state === wire.AgentState.AGENT_STATE_OFFLINE || state === wire.AgentState.AGENT_STATE_FAILED) return false;
+    if (o.expect) return o.expect.includes(agent);
+    return state === wire.AgentState.AGENT_STATE_RUNNING || state === wire.AgentState.AGENT_STATE_STARTING;
+  };
+
+  const ready = (frame: PendingFrame): boolean => {
+    if (o.mode === 'none') return true;
+    const t = frame.ego.captureNs;
+    const waited = o.expect ?? [...liveState.keys()];
+    for (const agent of waited) {
+      if (!isWaitedFor(agent)) continue;
+      const list = buffered.get(agent);
+      // Its frame for t is in once it sent anything at or after t − offset (later ones would be farther).
+      if (!list || list.length === 0 || list[list.length - 1].captureNs < t - maxOffsetNs) return false;
+    }
+    return true;
+  };
+
+  const nearest = (agent: string, t: bigint): Admitted | undefined => {
+    let best: Admitted | undefined;
+    let bestGap = maxOffsetNs + 1n;
+    for (const m of buffered.get(agent) ?? []) {
+      const gap = m.captureNs > t ? m.captureNs - t : t - m.captureNs;
+      if (gap < bestGap) {
+        best = m;
+        bestGap = gap;
+      }
+    }
+    return best;
+  };
+
+  async function fuseFrame(frame: PendingFrame, deadlineHit: boolean): Promise<void> {
+    const ego = frame.ego;
+    const t = ego.captureNs;
+    stage('wait', Number(epochNowNs() - ego.arrivalNs) / 1e6);
+    const worldToEgo = invertRigid(ego.pose);
+    const contributions: NonNullable<FusionResultInit['contributions']> = [];
+    const contribution = (m: Admitted, used: boolean, refused = '') => ({
+      agentId: m.sender, mode: modeWire, used, refusedReason: refused, sequence: m.sequence,
+      captureTimeNs: nsToWire(m.captureNs), latencyMs: Number(m.arrivalNs - (clock === 'wall' ? m.captureNs : m.sendNs)) / 1e6,
+      bytes: m.bytes, codec: m.codec,
+      ...(m.kind === 'features' ? { selectedCells: (m.message as MessageOfKind['features']).encoding?.selectedCells ?? 0 } : {}),
+      ...(m.kind === 'objects' ? { objects: (m.message as MessageOfKind['objects']).objects.length } : {}),
+      ...(m.kind === 'points' ? { points: (m.message as MessageOfKind['points']).encoding?.pointCount ?? 0 } : {}),
+    });
+    contributions.push(contribution(ego, true));
+    const collaborators: { m: Admitted; toEgo: Mat4 }[] = [];
+    if (o.mode !== 'none') {
+      // Everyone who sent something, and everyone the node was told to wait for (so a no-show is reported).
+      for (const agent of new Set([...buffered.keys(), ...(o.expect ?? [])])) {
+        if (agent === o.egoId) continue;
+        const m = nearest(agent, t);
+        if (!m) {
+          if (isWaitedFor(agent) && deadlineHit) contributions.push({ agentId: agent, mode: modeWire, used: false, refusedReason: 'deadline' });
+          continue;
+        }
+        const dist = Math.hypot(m.pose[3] - ego.pose[3], m.pose[7] - ego.pose[7]);
+        if (dist > commRangeM) {
+          contributions.push(contribution(m, false, 'out-of-range'));
+          continue;
+        }
+        m.used = true;
+        collaborators.push({ m, toEgo: multiply(worldToEgo, m.pose) });
+        contributions.push(contribution(m, true));
+      }
+    }
+
+    let detections: Detection[];
+    let tm = performance.now();
+    if (o.mode === 'late') {
+      const egoDet = objectsToDetections((ego.message as MessageOfKind['objects']).objects, new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]));
+      const others = collaborators.map((c) => objectsToDetections((c.m.message as MessageOfKind['objects']).objects, c.toEgo));
+      stage('align', performance.now() - tm);
+      tm = performance.now();
+      detections = fuseLate(egoDet, others, {});
+      stage('fuse', performance.now() - tm);
+    } else if (o.mode === 'early') {
+      // The gate decoded the points on arrival (its time is in 'admit').
+      const others = collaborators.map((c) => ({ points: c.m.points!, senderToEgo: c.toEgo }));
+      const merged = mergePointClouds(ego.points!, others);
+      stage('align', performance.now() - tm);
+      const enc = await models.lidar.encode(merged);
+      for (const [k, v] of Object.entries(enc.timings)) stage(k, v as number);
+      const r = await models.head!.detect(enc.features);
+      for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
+      detections = r.detections;
+    } else {
+      // The gate decoded every map on arrival (its time is in 'admit').
+      const egoMap = ego.features!.features;
+      const aligned: Float32Array[] = [egoMap];
+      const alignedMasks: (Float32Array | null)[] = [null];
+      let alignMs = 0;
+      for (let k = 0; k < collaborators.length; k++) {
+        const d = collaborators[k].m.features!;
+        tm = performance.now();
+        const w = warpToEgo(d.features, collaborators[k].toEgo, models.grid, buffer(warped, k, C * H * W), buffer(masks, k, plane));
+        // Cells the sender did not send are zeros, not features: keep them out of the fusion like cells outside its map.
+        let allSent = true;
+        for (let i = 0; i < plane; i++) {
+          sentPlane[i] = d.mask[i];
+          if (d.mask[i] === 0) allSent = false;
+        }
+        if (!allSent) {
+          warpToEgo(sentPlane, collaborators[k].toEgo, models.grid, sentWarped, undefined);
+          for (let i = 0; i < plane; i++) if (sentWarped[i] < 0.5) w.mask[i] = 0;
+        }
+        alignMs += performance.now() - tm;
+        aligned.push(w.features);
+        alignedMasks.push(w.mask);
+      }
+      stage('align', alignMs);
+      tm = performance.now();
+      let bev = egoMap;
+      if (aligned.length > 1) {
+        if (combine === 'attention') bev = (await models.attention!.fuse(aligned, alignedMasks, fused)).fused;
+        else bev = maxFuse(aligned, alignedMasks, fused);
+      }
+      stage('fuse', performance.now() - tm);
+      const r = await models.head!.detect(bev);
+      for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
+      detections = r.detections;
+    }
+
+    const result: FusionResultInit = {
+      header: {
+        schemaVersion: SCHEMA_VERSION, senderId: `fusion-${o.egoId}`, senderKind: ego.message.header?.senderKind ?? agentKindToWire('vehicle'),
+        sequence: ++sequence, captureTimeNs: nsToWire(t), sendTimeNs: nsToWire(epochNowNs()),
+        senderPose: ego.message.header?.senderPose ?? null,
+        modelId: models.manifest.modelId,
+      },
+      mode: modeWire,
+      detections: detections.map((d) => ({ box: { ...d.box }, objectClass: objectClassToWire(d.cls ?? 'vehicle'), score: d.score })),
+      contributions,
+      latencies: Object.entries(summary.stageMs).map(([s, v]) => ({ stage: s, ms: v[v.length - 1] })),
+    };
+    const bytes = encodeMessage('result', result);
+    const signed = key ? signMessage('result', bytes, key) : bytes;
+    await link!.publish(fusionResultTopic(o.session, `fusion-${o.egoId}`), signed, { qos: 0, expirySeconds: 1 });
+    summary.framesFused++;
+    o.onResult?.(result, signed.byteLength);
+  }
+  const modeWire = ({ none: wire.FusionMode.FUSION_MODE_NONE, intermediate: wire.FusionMode.FUSION_MODE_INTERMEDIATE, late: wire.FusionMode.FUSION_MODE_LATE, early: wire.FusionMode.FUSION_MODE_EARLY } as const)[o.mode];
+
+  let pumping = false;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  async function pump(): Promise<void> {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (pending.length > 0) {
+        const head = pending[0];
+        const deadlineHit = Number(epochNowNs() - head.ego.arrivalNs) / 1e6 >= o.deadlineMs;
+        if (!ready(head) && !deadlineHit && !stopped) break;
+        pending.shift();
+        clearTimeout(head.timer);
+        try {
+          await fuseFrame(head, deadlineHit);
+        } catch (err) {
+          // One frame failing must not stop the node; it is counted, and said once.
+          if (!nodeDrops['fusion-error']) log(`ego frame at ${head.ego.captureNs} ns not fused: ${(err as Error).message}`);
+          drop('fusion-error');
+        } finally {
+          release(head.ego);
+        }
+      }
+      if (egoFinished && pending.length === 0 && o.exitWhenEgoOffline) finish();
+    } finally {
+      pumping = false;
+    }
+  }
+
+  const onMessage = (topic: string, payload: Uint8Array, arrivalNs: bigint) => {
+    const parsed = parseTopic(topic);
+    if (!parsed || parsed.session !== o.session || parsed.role !== 'agent') return;
+    const kind = parsed.kind as MessageKind;
+    if (kind !== 'status' && kind !== dataKind) {
+      drop('wrong-mode');
+      if (nodeDrops['wrong-mode'] === 1) log(`agent ${parsed.id} sends ${kind}; this node fuses ${dataKind} (${o.mode}): ignored, and counted`);
+      return;
+    }
+    const map = kind === 'features' ? takeMap() : undefined;
+    const tm = performance.now();
+    const r = gate.admit(kind, parsed.id, payload, nowNs(), map ? { out: map.features, mask: map.mask } : {});
+    stage('admit', performance.now() - tm);
+    if (!r.ok) {
+      if (map) mapPool.push(map);
+      return;
+    }
+    const header = r.message.header!;
+    if (kind === 'status') {
+      const state = (r.message as MessageOfKind['status']).state;
+      liveState.set(parsed.id, state);
+      if (parsed.id === o.egoId && (state === wire.AgentState.AGENT_STATE_OFFLINE || state === wire.AgentState.AGENT_STATE_FAILED)) egoFinished = true;
+      void pump();
+      return;
+    }
+    const sendNs = r.sendTimeNs;
+    if (sendNs > 0n) summary.transportMs.push(Number(arrivalNs - sendNs) / 1e6);
+    const m: Admitted = {
+      kind: kind as Admitted['kind'], sender: parsed.id, sequence: r.sequence, captureNs: r.captureTimeNs, sendNs, arrivalNs,
+      pose: poseMatrix(header.senderPose), bytes: payload.byteLength,
+      codec: kind === 'features' ? (r.message as MessageOfKind['features']).encoding?.spec ?? '' : kind === 'points' ? (r.message as MessageOfKind['points']).encoding?.spec ?? '' : 'objects',
+      message: r.message as Admitted['message'],
+      features: kind === 'features' ? map : undefined,
+      points: kind === 'points' ? (r.payload as { points: Float32Array }).points : undefined,
+      used: false,
+    };
+    if (!liveState.has(parsed.id)) liveState.set(parsed.id, wire.AgentState.AGENT_STATE_RUNNING);
+    if (parsed.id === o.egoId) {
+      newestEgo = { captureNs: m.captureNs, arrivalNs };
+      const frame: PendingFrame = { ego: m, timer: setTimeout(() => void pump(), o.deadlineMs + 1) };
+      pending.push(frame);
+    } else {
+      const list = buffered.get(parsed.id) ?? [];
+      list.push(m);
+      if (list.length > BUFFERED_PER_AGENT) {
+        const old = list.shift()!;
+        if (!old.used) summary.unused[old.sender] = (summary.unused[old.sender] ?? 0) + 1;
+        release(old);
+      }
+      buffered.set(parsed.id, list);
+    }
+    void pump();
+  };
+
+  try {
+    link = await MqttLink.connect({ url: o.broker, clientId: `v2xfuse-fusion-${o.session}-${o.egoId}`, username: o.username, password: o.password });
+    summary.protocolVersion = link.protocolVersion;
+    link.onMessage(onMessage);
+    await link.subscribe([allAgentsFilter(o.session)], 0);
+    log(`fusion node for ego ${o.egoId} (${o.mode}${o.mode === 'intermediate' ? `, ${combine}` : ''}) listening on ${o.broker}, session ${o.session}`);
+    const aborted = new Promise<void>((resolve) => {
+      if (o.signal?.aborted) resolve();
+      o.signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await Promise.race([finished, aborted]);
+    stopped = true;
+    await pump();
+    summary.reconnects = link.stats.reconnects;
+    for (const list of buffered.values()) for (const m of list) if (!m.used) summary.unused[m.sender] = (summary.unused[m.sender] ?? 0) + 1;
+    const counts = rejections.counts();
+    summary.dropped = { ...(counts.byReason as Record<string, number>), ...nodeDrops };
+    summary.droppedByAgent = counts.byAgent as Record<string, Record<string, number>>;
+    return summary;
+  } finally {
+    for (const p of pending) clearTimeout(p.timer);
+    await link?.end();
+    await models.dispose();
+  }
+}

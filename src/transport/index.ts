@@ -1,0 +1,68 @@
+// The transport stage: the MQTT topic tree, a client link over MQTT.js (MQTT 5 with a 3.1.1 fallback, typed
+// connect errors, byte counters, arrival timestamps), the embedded aedes broker, and the renderer of the
+// Mosquitto deployment config. Offline policy (QoS 0 dropped and counted, QoS 1 kept): see mqtt-link.ts.
+export {
+  AGENT_TOPIC_KINDS,
+  MAX_TOPIC_SEGMENT_LENGTH,
+  TOPIC_ROOT,
+  TopicError,
+  agentKindFilter,
+  agentTopic,
+  allAgentsFilter,
+  assertTopicSegment,
+  fusionResultTopic,
+  fusionResultsFilter,
+  parseTopic,
+  type AgentTopicKind,
+  type FusionTopicKind,
+  type ParsedTopic,
+  type TopicRole,
+} from './topics.ts';
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_RECONNECT_PERIOD_MS,
+  MqttLink,
+  type MqttLinkOptions,
+  type MqttLinkStats,
+  type MqttMessageHandler,
+  type MqttProtocolChoice,
+  type MqttPublishOptions,
+  type MqttQos,
+  type MqttWill,
+} from './mqtt-link.ts';
+export {
+  BrokerRefusedError,
+  BrokerUnreachableError,
+  InvalidBrokerUrlError,
+  PublishRefusedError,
+  SubscribeRefusedError,
+  describeReasonCode,
+  redactBrokerUrl,
+} from './errors.ts';
+export { BrokerListenError, startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.ts';
+export {
+  MOSQUITTO_DEPLOY_DIR,
+  MosquittoConfigError,
+  renderDeployedMosquittoConfig,
+  renderMosquittoConfig,
+  type MosquittoConfigSettings,
+} from './mosquitto-config.ts';
+export { epochNowNs } from './clock.ts';
+// The nodes: an agent that replays and publishes, the fusion node, and a whole deployment with its report.
+export { type ReplayOptions, type ReplayedFrame, replayAgentFrames } from './replay.ts';
+export {
+  AGENT_FUSION_MODES,
+  type AgentFrameRecord,
+  type AgentFusionMode,
+  AgentNodeError,
+  type AgentNodeOptions,
+  type AgentNodeSummary,
+  DEFAULT_FEATURE_CODEC,
+  DEFAULT_POINT_CODEC,
+  SENSOR_MESSAGE_EXPIRY_S,
+  confidenceMap,
+  runAgentNode,
+} from './agent-node.ts';
+export { FusionNodeError, type FusionNodeOptions, type FusionNodeSummary, NODE_FUSION_MODES, type NodeFusionMode, runFusionNode } from './fusion-node.ts';
+export { type BytesStats, type Percentiles, type ReportInputs, type RunReport, buildRunReport, formatRunReport, percentiles } from './report.ts';
+export { RunError, type RunOptions, runDeployment } from './run.ts';

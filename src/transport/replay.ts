@@ -1,0 +1,65 @@
+// The frame source of a replayed sequence: which frames an agent has, and when each counts as captured.
+//
+// Capture times are the dataset's own clock moved to a shared epoch: capture = epoch + (frame time − the
+// sequence's first frame time). Every process of one run gets the same epoch, so the same dataset frame carries
+// the same capture time in every agent's messages, and the fusion node can match them by time alone, as it
+// would match live sensors. Paced replay (rate > 0) sleeps until each frame's capture time, so capture times are
+// wall-clock instants and latency against them is real; as-fast-as-possible replay (rate 0) keeps the same
+// capture times but does not wait, so they become a replay clock that runs ahead of or behind the wall clock.
+import type { AgentFrame, CooperativeSequence } from '../datasets/index.ts';
+import { epochNowNs } from './clock.ts';
+
+export interface ReplayOptions {
+  /** Frames per second to replay at, against the capture times; 0 = as fast as the agent can go. */
+  rateHz: number;
+  /** Capture time of the sequence's first frame, ns since the Unix epoch. */
+  epochNs: bigint;
+  /** Only the first N frames of the sequence. */
+  maxFrames?: number;
+  signal?: AbortSignal;
+}
+
+export interface ReplayedFrame {
+  /** Index of the frame in the sequence. */
+  index: number;
+  frameId: string;
+  agent: AgentFrame;
+  captureNs: bigint;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal?.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/**
+ * The frames of `seq` in which `agentId` appears, in order, with their capture times. With rateHz > 0 each is
+ * yielded at its capture time, the recording's time scaled to the rate (10 on a 10 Hz recording = real time); a
+ * consumer slower than the rate gets the next frame at once, late, rather than skipping frames (the caller sees the lag in latency).
+ */
+export async function* replayAgentFrames(seq: CooperativeSequence, agentId: string, opts: ReplayOptions): AsyncGenerator<ReplayedFrame> {
+  const n = Math.min(seq.frameCount, opts.maxFrames ?? Infinity);
+  if (n === 0) return;
+  const first = await seq.frame(0);
+  const t0 = first.timestampNs;
+  // The sequence's own rate, to scale pacing when the user asks for another one.
+  const second = n > 1 ? await seq.frame(1) : undefined;
+  const periodNs = second ? Number(second.timestampNs - t0) : 1e8;
+  const scale = opts.rateHz > 0 && periodNs > 0 ? 1e9 / opts.rateHz / periodNs : 0;
+  for (let i = 0; i < n; i++) {
+    if (opts.signal?.aborted) return;
+    const frame = i === 0 ? first : i === 1 && second ? second : await seq.frame(i);
+    const agent = frame.agents.find((a) => a.agentId === agentId);
+    if (!agent) continue;
+    // Paced at another rate than the recording's, the capture times stretch with it: they stay wall-clock instants.
+    const captureNs = opts.epochNs + BigInt(Math.round(Number(agent.timestampNs - t0) * (scale > 0 ? scale : 1)));
+    if (scale > 0) await sleep(Number(captureNs - epochNowNs()) / 1e6, opts.signal);
+    yield { index: i, frameId: frame.frameId, agent, captureNs };
+  }
+}

@@ -1,0 +1,168 @@
+// The run report: what a user reads after `v2xfuse run` — accuracy next to bytes, bandwidth, latency and drops.
+// Pure: it is computed from the nodes' summaries and the evaluator's AP, so it is testable without processes.
+import type { AgentNodeSummary } from './agent-node.ts';
+import type { FusionNodeSummary } from './fusion-node.ts';
+
+export interface Percentiles {
+  count: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+/** Nearest-rank percentiles (the value at rank ceil(p·n)); NaN for an empty list. */
+export function percentiles(values: readonly number[]): Percentiles {
+  const n = values.length;
+  if (n === 0) return { count: 0, mean: Number.NaN, p50: Number.NaN, p95: Number.NaN, p99: Number.NaN };
+  const s = [...values].sort((a, b) => a - b);
+  const rank = (p: number) => s[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
+  return { count: n, mean: s.reduce((a, b) => a + b, 0) / n, p50: rank(0.5), p95: rank(0.95), p99: rank(0.99) };
+}
+
+export interface BytesStats {
+  count: number;
+  mean: number;
+  p95: number;
+}
+
+export interface RunReport {
+  dataset: string;
+  scenario: string;
+  ego: string;
+  fusion: string;
+  codec: string;
+  broker: string;
+  protocolVersion: number;
+  modelId: string;
+  frames: number;
+  framesFused: number;
+  /** Vehicle AP (BEV, OpenCOOD's rules) by IoU threshold. */
+  ap: Record<string, number>;
+  byClass: Record<string, Record<string, { ap: number; tp: number; fp: number; gt: number }>>;
+  /** Wire bytes of the collaborators' messages (what crosses a V2X link), by kind; `all` = every data message. */
+  bytesPerMessage: Record<string, BytesStats>;
+  /** The ego's messages to its own fusion node stay in the vehicle; counted apart. */
+  egoBytesPerMessage: Record<string, BytesStats>;
+  /** Each collaborator's data messages at the 10 Hz sensor rate, megabits per second. */
+  mbpsPerAgent: Record<string, number>;
+  /** Per stage, ms: agent stages (summed over agents' frames), transport, fusion stages, and end to end. */
+  latencyMs: Record<string, Percentiles>;
+  /** Refused or unused messages by reason. */
+  dropped: Record<string, number>;
+  droppedByAgent: Record<string, Record<string, number>>;
+  /** Per agent: frames published, and frames the fusion node used. */
+  agents: Record<string, { kind: string; framesPublished: number; framesUsed: number; reconnects: number }>;
+  wallSeconds: number;
+}
+
+const SENSOR_RATE_HZ = 10;
+const DATA_KINDS = ['features', 'objects', 'points'] as const;
+
+function bytesStats(values: readonly number[]): BytesStats {
+  const p = percentiles(values);
+  return { count: p.count, mean: p.mean, p95: p.p95 };
+}
+
+export interface ReportInputs {
+  dataset: string;
+  scenario: string;
+  ego: string;
+  fusion: string;
+  codec: string;
+  broker: string;
+  frames: number;
+  agents: AgentNodeSummary[];
+  fusionNode: FusionNodeSummary;
+  ap: RunReport['ap'];
+  byClass: RunReport['byClass'];
+  /** Per fused frame: wall time from the ego agent taking its frame to the result reaching the evaluator, ms. */
+  endToEndMs: number[];
+  /** Per agent, how many of its messages went into a fused frame. */
+  framesUsed: Record<string, number>;
+  /** Drops the evaluator saw (e.g. collaborators that missed their deadline), by reason. */
+  extraDropped?: Record<string, number>;
+  wallSeconds: number;
+}
+
+export function buildRunReport(i: ReportInputs): RunReport {
+  const collaborators = i.agents.filter((a) => a.agentId !== i.ego);
+  const ego = i.agents.find((a) => a.agentId === i.ego);
+  const byKind = (agents: AgentNodeSummary[]) => {
+    const out: Record<string, BytesStats> = {};
+    const all: number[] = [];
+    for (const kind of DATA_KINDS) {
+      const v = agents.flatMap((a) => a.messageBytes[kind] ?? []);
+      if (v.length === 0) continue;
+      out[kind] = bytesStats(v);
+      all.push(...v);
+    }
+    const status = agents.flatMap((a) => a.messageBytes.status ?? []);
+    if (status.length) out.status = bytesStats(status);
+    out.all = bytesStats(all);
+    return out;
+  };
+  const mbpsPerAgent: Record<string, number> = {};
+  for (const a of collaborators) {
+    const v = DATA_KINDS.flatMap((k) => a.messageBytes[k] ?? []);
+    if (v.length) mbpsPerAgent[a.agentId] = (percentiles(v).mean * 8 * SENSOR_RATE_HZ) / 1e6;
+  }
+  const latencyMs: Record<string, Percentiles> = {};
+  const agentStages = new Map<string, number[]>();
+  for (const a of i.agents) for (const [stage, v] of Object.entries(a.stageMs)) agentStages.set(stage, [...(agentStages.get(stage) ?? []), ...v]);
+  for (const [stage, v] of agentStages) latencyMs[`agent.${stage}`] = percentiles(v);
+  latencyMs.transport = percentiles(i.fusionNode.transportMs);
+  for (const [stage, v] of Object.entries(i.fusionNode.stageMs)) latencyMs[`fusion.${stage}`] = percentiles(v);
+  latencyMs.endToEnd = percentiles(i.endToEndMs);
+
+  const dropped: Record<string, number> = { ...i.fusionNode.dropped };
+  for (const n of Object.values(i.fusionNode.unused)) if (n > 0) dropped.unused = (dropped.unused ?? 0) + n;
+  for (const [reason, n] of Object.entries(i.extraDropped ?? {})) dropped[reason] = (dropped[reason] ?? 0) + n;
+
+  return {
+    dataset: i.dataset,
+    scenario: i.scenario,
+    ego: i.ego,
+    fusion: i.fusion,
+    codec: i.codec,
+    broker: i.broker,
+    protocolVersion: i.fusionNode.protocolVersion,
+    modelId: i.fusionNode.modelId,
+    frames: i.frames,
+    framesFused: i.fusionNode.framesFused,
+    ap: i.ap,
+    byClass: i.byClass,
+    bytesPerMessage: byKind(collaborators),
+    egoBytesPerMessage: ego ? byKind([ego]) : {},
+    mbpsPerAgent,
+    latencyMs,
+    dropped,
+    droppedByAgent: i.fusionNode.droppedByAgent,
+    agents: Object.fromEntries(
+      i.agents.map((a) => [a.agentId, { kind: a.kind, framesPublished: a.frames, framesUsed: i.framesUsed[a.agentId] ?? 0, reconnects: a.reconnects }]),
+    ),
+    wallSeconds: i.wallSeconds,
+  };
+}
+
+/** The readable summary printed on the terminal. */
+export function formatRunReport(r: RunReport): string {
+  const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const kB = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(1)} kB` : 'n/a');
+  const lines = [
+    `${r.scenario}: ${r.framesFused}/${r.frames} ego frames fused, ego ${r.ego}, fusion ${r.fusion}, codec ${r.codec}, broker ${r.broker} (MQTT ${r.protocolVersion === 5 ? '5' : '3.1.1'}), ${f(r.wallSeconds, 1)} s`,
+    `AP (BEV) vehicle   @0.3 ${f(r.ap['0.3'])}   @0.5 ${f(r.ap['0.5'])}   @0.7 ${f(r.ap['0.7'])}`,
+  ];
+  const b = r.bytesPerMessage.all;
+  if (b && b.count > 0) {
+    lines.push(`collaborator message: mean ${kB(b.mean)}, p95 ${kB(b.p95)} (${b.count} messages); Mbit/s at 10 Hz: ${Object.entries(r.mbpsPerAgent).map(([a, v]) => `${a} ${f(v, 2)}`).join(', ')}`);
+  } else {
+    lines.push('no collaborator messages (ego only)');
+  }
+  const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.decode', 'fusion.align', 'fusion.fuse', 'fusion.head', 'endToEnd'];
+  const lat = show.filter((k) => r.latencyMs[k]?.count).map((k) => `${k} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`);
+  lines.push(`latency ms p50/p95: ${lat.join(', ')}`);
+  const drops = Object.entries(r.dropped).filter(([, n]) => n > 0);
+  lines.push(`dropped: ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,249 @@
+// `v2xfuse run`: a whole cooperative-perception deployment on one machine. It starts the broker (embedded, or
+// uses the one given), one process per agent and one for the fusion node, replays a sequence through them,
+// listens to the fused results like any other subscriber, scores them against the dataset's ground truth and
+// writes the report. The processes talk only over MQTT, as they would on separate machines.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
+import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../eval/index.ts';
+import { gridEvalRange } from '../fusion/index.ts';
+import { type FusionResult, decodeMessage, nsFromWire, objectClassFromWire } from '../messages/index.ts';
+import { loadManifest } from '../perception/index.ts';
+import type { AgentNodeSummary } from './agent-node.ts';
+import { startEmbeddedBroker } from './broker.ts';
+import type { FusionNodeSummary, NodeFusionMode } from './fusion-node.ts';
+import { MqttLink } from './mqtt-link.ts';
+import { epochNowNs } from './clock.ts';
+import { type RunReport, buildRunReport } from './report.ts';
+import { fusionResultsFilter } from './topics.ts';
+
+/** Paced replay: time for the agent processes to start and load their models before frame 0 is due. */
+const PACED_START_DELAY_NS = 8_000_000_000n;
+
+const CLI = fileURLToPath(new URL('../../bin/v2xfuse.js', import.meta.url));
+
+export interface RunOptions {
+  dataset: string;
+  scenario?: string;
+  ego?: string;
+  mode: NodeFusionMode;
+  /** Collaborators' codec; the ego sends its own features uncompressed (they never leave the vehicle). */
+  codec?: string;
+  /** 'embedded' starts an aedes broker in this process on a free loopback port. */
+  broker: string;
+  /** Replay rate, Hz; 0 = as fast as the machine goes (the default: CPU encoders are slower than 10 Hz). */
+  rateHz: number;
+  maxFrames?: number;
+  models: string;
+  device?: string;
+  threads?: number;
+  deadlineMs?: number;
+  skipMissing?: boolean;
+  noisyPoses?: boolean;
+  onProgress?: (fused: number, total: number) => void;
+  log?: (line: string) => void;
+}
+
+export class RunError extends Error {
+  readonly userFacing = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunError';
+  }
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  exited: Promise<number>;
+  stderr: string;
+}
+
+function startChild(name: string, args: string[], log: (line: string) => void): Child {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: Child = { name, proc, stderr: '', exited: undefined as never };
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (chunk: string) => {
+    child.stderr += chunk;
+    // Keep only the tail: a long replay must not grow this without bound.
+    if (child.stderr.length > 64_000) child.stderr = child.stderr.slice(-32_000);
+  });
+  child.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  void log;
+  return child;
+}
+
+function waitForLine(child: Child, needle: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (child.stderr.includes(needle)) {
+        cleanup();
+        resolve();
+      }
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new RunError(`${child.name} did not start within ${timeoutMs / 1000} s: ${lastLine(child.stderr) || 'no output'}`));
+    }, timeoutMs);
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new RunError(`${child.name} exited with code ${code} while starting: ${lastLine(child.stderr) || 'no output'}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.proc.stderr!.off('data', check);
+      child.proc.off('exit', onExit);
+    };
+    child.proc.stderr!.on('data', check);
+    child.proc.on('exit', onExit);
+    check();
+  });
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter((l) => l.trim() && !l.includes('\r')).pop()?.trim() ?? '';
+}
+
+function pickScenario(scenarios: CooperativeSequence[], name: string | undefined, source: string): CooperativeSequence {
+  if (scenarios.length === 0) throw new RunError(`${source}: the dataset has no scenario to replay`);
+  if (name === undefined) return scenarios[0];
+  const seq = scenarios.find((s) => s.name === name);
+  if (!seq) throw new RunError(`--scenario ${name}: not in ${source} (scenarios: ${scenarios.map((s) => s.name).join(', ')})`);
+  return seq;
+}
+
+export async function runDeployment(o: RunOptions): Promise<RunReport> {
+  const log = o.log ?? (() => {});
+  const t0 = performance.now();
+  const ds = await openDataset(o.dataset, { skipMissing: o.skipMissing });
+  const seq = pickScenario(ds.scenarios, o.scenario, ds.root);
+  const egoId = o.ego ?? seq.agents[0]?.id;
+  if (!seq.agents.some((a) => a.id === egoId)) throw new RunError(`--ego ${egoId}: no such agent in ${seq.name} (agents: ${seq.agents.map((a) => a.id).join(', ')})`);
+  const collaborators = o.mode === 'none' ? [] : seq.agents.filter((a) => a.id !== egoId).map((a) => a.id);
+  const manifest = await loadManifest(o.models);
+  const frames = Math.min(seq.frameCount, o.maxFrames ?? Infinity);
+
+  const work = await mkdtemp(join(tmpdir(), 'v2xfuse-run-'));
+  const embedded = o.broker === 'embedded' ? await startEmbeddedBroker({ host: '127.0.0.1', port: 0 }) : undefined;
+  const brokerUrl = embedded?.url ?? o.broker;
+  const session = `run-${randomBytes(4).toString('hex')}`;
+  const children: Child[] = [];
+  let results: MqttLink | undefined;
+  try {
+    // The evaluator subscribes first: nothing the fusion node publishes is missed.
+    const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint }>();
+    results = await MqttLink.connect({ url: brokerUrl, clientId: `v2xfuse-run-${session}` });
+    results.onMessage((_topic, payload, arrivalNs) => {
+      try {
+        const r = decodeMessage('result', payload);
+        received.set(nsFromWire(r.header?.captureTimeNs), { result: r, arrivalNs });
+        o.onProgress?.(received.size, frames);
+      } catch (err) {
+        log(`evaluator: ${(err as Error).message}`);
+      }
+    });
+    await results.subscribe([fusionResultsFilter(session)], 0);
+
+    const common = ['--broker', brokerUrl, '--session', session, '--models', o.models, ...(o.device ? ['--device', o.device] : [])];
+    const deadlineMs = o.deadlineMs ?? (o.rateHz > 0 ? 200 : 10_000);
+    const fusionMode = o.mode;
+    const fusionSummary = join(work, 'fusion.json');
+    const fusion = startChild('fusion node', [
+      'fusion', '--ego', egoId, ...common, '--fusion', fusionMode, '--deadline-ms', String(deadlineMs),
+      '--clock', o.rateHz > 0 ? 'wall' : 'replay', '--exit-when-ego-offline', '--summary', fusionSummary,
+      ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
+      '--threads', String(o.threads ?? 1),
+    ], log);
+    children.push(fusion);
+    await waitForLine(fusion, 'listening on', 60_000);
+
+    // One epoch for every agent: the same dataset frame carries the same capture time in all their messages.
+    // Paced replay starts a little later so that every agent has loaded its models by the first frame.
+    const epochNs = epochNowNs() + (o.rateHz > 0 ? PACED_START_DELAY_NS : 0n);
+    const agentMode = o.mode === 'none' ? 'intermediate' : o.mode;
+    const agentSummaries = new Map<string, string>();
+    for (const id of [egoId, ...collaborators]) {
+      const summaryPath = join(work, `agent-${id}.json`);
+      agentSummaries.set(id, summaryPath);
+      // The ego's own features reach its fusion node losslessly: in a vehicle they never leave the computer.
+      const codec = agentMode === 'intermediate' ? (id === egoId ? 'raw' : o.codec) : agentMode === 'early' ? o.codec : undefined;
+      children.push(
+        startChild(`agent ${id}`, [
+          'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', agentMode,
+          ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), '--epoch-ns', epochNs.toString(),
+          ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
+          ...(o.noisyPoses ? ['--noisy-poses'] : []),
+          '--threads', String(o.threads ?? 1), '--summary', summaryPath,
+        ], log),
+      );
+    }
+
+    const codes = await Promise.all(children.map((c) => c.exited));
+    const failed = children.filter((_, k) => codes[k] !== 0);
+    if (failed.length) {
+      throw new RunError(failed.map((c) => `${c.name} failed: ${lastLine(c.stderr) || 'no output'}`).join('; '));
+    }
+    // Results the fusion node published last may still be in flight to the evaluator.
+    await new Promise((r) => setTimeout(r, 200));
+
+    const agents: AgentNodeSummary[] = [];
+    for (const [, path] of agentSummaries) agents.push(JSON.parse(await readFile(path, 'utf8')) as AgentNodeSummary);
+    const fusionNode = JSON.parse(await readFile(fusionSummary, 'utf8')) as FusionNodeSummary;
+
+    // Score: every ego frame the ego agent published counts, fused or not (a frame with no result is all misses).
+    const ego = agents.find((a) => a.agentId === egoId)!;
+    const acc = new ClassAwareApAccumulator(undefined, manifest.anchors.map((a) => a.cls));
+    const evalRange = gridEvalRange(manifest.grid);
+    const endToEndMs: number[] = [];
+    const framesUsed: Record<string, number> = {};
+    const extraDropped: Record<string, number> = {};
+    for (const f of ego.perFrame) {
+      const got = received.get(BigInt(f.captureNs));
+      const frame = await seq.frame(f.index);
+      const detections: Detection[] = (got?.result.detections ?? []).map((d) => ({
+        box: { x: d.box?.x ?? 0, y: d.box?.y ?? 0, z: d.box?.z ?? 0, l: d.box?.l ?? 0, w: d.box?.w ?? 0, h: d.box?.h ?? 0, yaw: d.box?.yaw ?? 0 },
+        score: d.score ?? 0,
+        cls: objectClassFromWire(d.objectClass) ?? 'vehicle',
+      }));
+      acc.addFrame(detections, cooperativeGroundTruth(frame, egoId, { evalRange }));
+      if (!got) {
+        extraDropped['no-result'] = (extraDropped['no-result'] ?? 0) + 1;
+        continue;
+      }
+      endToEndMs.push(Number(got.arrivalNs - BigInt(f.startWallNs)) / 1e6);
+      for (const c of got.result.contributions) {
+        if (c.used) framesUsed[c.agentId ?? ''] = (framesUsed[c.agentId ?? ''] ?? 0) + 1;
+        else if (c.refusedReason) extraDropped[c.refusedReason] = (extraDropped[c.refusedReason] ?? 0) + 1;
+      }
+    }
+    const result = acc.result('global');
+    return buildRunReport({
+      dataset: ds.root,
+      scenario: seq.name,
+      ego: egoId,
+      fusion: o.mode,
+      codec: agentMode === 'late' ? 'objects' : agents.find((a) => a.agentId !== egoId)?.codec ?? ego.codec,
+      broker: embedded ? `embedded ${brokerUrl}` : brokerUrl,
+      frames: ego.perFrame.length,
+      agents,
+      fusionNode,
+      ap: Object.fromEntries(Object.entries(result.vehicle).map(([k, v]) => [k, v.ap])),
+      byClass: Object.fromEntries(
+        Object.entries(result.byClass).map(([cls, r]) => [cls, Object.fromEntries(Object.entries(r!).map(([k, v]) => [k, { ap: v.ap, tp: v.tp, fp: v.fp, gt: v.gt }]))]),
+      ),
+      endToEndMs,
+      framesUsed,
+      extraDropped,
+      wallSeconds: (performance.now() - t0) / 1000,
+    });
+  } finally {
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM');
+    await results?.end().catch(() => {});
+    await embedded?.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,69 @@
+// `v2xfuse run` end to end: an embedded broker, one process per agent and the fusion node, over the committed
+// fixture. With a lossless codec the deployment must score exactly what the in-process detector scores: the
+// same models on the same features, only now through protobuf, MQTT and separate processes.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { openDataset } from '../../src/datasets/index.ts';
+import { ClassAwareApAccumulator } from '../../src/eval/index.ts';
+import { CooperativeDetector, evaluateSequence } from '../../src/fusion/index.ts';
+import { PerceptionModels } from '../../src/perception/index.ts';
+import type { RunReport } from '../../src/transport/index.ts';
+import { projectRoot, runCli } from './helpers.ts';
+
+const FIXTURE = resolve(projectRoot, 'datasets/fixture/fixture-s1');
+
+async function inProcessAp(): Promise<Record<string, number>> {
+  const models = await PerceptionModels.load(resolve(projectRoot, 'models/manifest.json'));
+  try {
+    const seq = (await openDataset(FIXTURE)).scenarios[0];
+    const acc = new ClassAwareApAccumulator(undefined, models.manifest.anchors.map((a) => a.cls));
+    await evaluateSequence(seq, new CooperativeDetector(models, 'attention'), seq.agents[0].id, acc);
+    return Object.fromEntries(Object.entries(acc.result().vehicle).map(([k, v]) => [k, v.ap]));
+  } finally {
+    await models.dispose();
+  }
+}
+
+test('run: broker + agent processes + fusion node score what the in-process detector scores (lossless codec)', { timeout: 180_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-run-test-'));
+  try {
+    const reportPath = join(dir, 'report.json');
+    const r = await runCli(['run', FIXTURE, '--codec', 'raw', '--report', reportPath], 150_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /3\/3 ego frames fused/);
+    assert.match(r.stdout, /AP \(BEV\) vehicle/);
+    const report = JSON.parse(await readFile(reportPath, 'utf8')) as RunReport;
+    assert.deepEqual(report.ap, await inProcessAp());
+    assert.equal(report.framesFused, 3);
+    // Raw float32 features: 64 × 128 × 128 × 4 bytes of payload per collaborator message, plus the header.
+    assert.ok(report.bytesPerMessage.features.mean > 4_194_304 && report.bytesPerMessage.features.mean < 4_195_000, String(report.bytesPerMessage.features.mean));
+    assert.deepEqual(Object.keys(report.mbpsPerAgent).sort(), ['-1', '101']);
+    for (const k of ['agent.pfn', 'agent.backbone', 'transport', 'fusion.wait', 'fusion.head', 'endToEnd']) {
+      assert.ok(report.latencyMs[k]?.count > 0, `latency ${k}`);
+      assert.ok(report.latencyMs[k].p50 <= report.latencyMs[k].p95 && report.latencyMs[k].p95 <= report.latencyMs[k].p99);
+    }
+    assert.deepEqual(report.dropped, {});
+    for (const a of ['100', '101', '-1']) assert.equal(report.agents[a].framesPublished, 3);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('run: late fusion sends object lists of a few hundred bytes', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--fusion', 'late', '--json'], 150_000);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as RunReport;
+  assert.equal(report.framesFused, 3);
+  assert.ok(report.bytesPerMessage.objects.mean < 2000, String(report.bytesPerMessage.objects.mean));
+  assert.ok(report.ap['0.5'] > 0, 'late fusion still detects the fixture vehicles');
+});
+
+test('run: a bad dataset path fails in one line before anything starts', async () => {
+  const r = await runCli(['run', '/nonexistent/dataset']);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /nonexistent/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});

@@ -1,0 +1,85 @@
+// The agent and fusion nodes over a real (embedded) broker, in this process: a rogue publisher's junk is refused and
+// counted, a collaborator that never shows up costs each frame its deadline and nothing else, and every ego frame
+// is fused with what did arrive.
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import { encodeMessage, nsToWire, wire, type FusionResultInit } from '../../src/messages/index.ts';
+import {
+  MqttLink,
+  agentTopic,
+  epochNowNs,
+  runAgentNode,
+  runFusionNode,
+  startEmbeddedBroker,
+} from '../../src/transport/index.ts';
+import { projectRoot } from '../cli/helpers.ts';
+
+const FIXTURE = resolve(projectRoot, 'datasets/fixture/fixture-s1');
+const MODELS = resolve(projectRoot, 'models/manifest.json');
+
+test('fusion node: junk refused by reason, a missing collaborator costs its deadline, every ego frame fused', { timeout: 120_000 }, async () => {
+  const broker = await startEmbeddedBroker({ port: 0 });
+  const session = 'nodes-test';
+  const controller = new AbortController();
+  const results: FusionResultInit[] = [];
+  const logs: string[] = [];
+  let listening!: () => void;
+  const ready = new Promise<void>((r) => (listening = r));
+  try {
+    const fusion = runFusionNode({
+      egoId: '100', session, broker: broker.url, mode: 'intermediate', models: MODELS, deadlineMs: 1500,
+      expect: ['101', 'ghost'], clock: 'replay', exitWhenEgoOffline: true, signal: controller.signal,
+      log: (line) => {
+        logs.push(line);
+        if (line.includes('listening on')) listening();
+      },
+      onResult: (r) => results.push(r),
+    });
+    await Promise.race([ready, fusion]);
+
+    // A rogue client on the same broker: bytes that are not a message, a message of an unknown schema version,
+    // and one that claims to come from another agent than its topic says.
+    const rogue = await MqttLink.connect({ url: broker.url, clientId: 'rogue' });
+    const header = { schemaVersion: 1, senderId: '101', sequence: 1, captureTimeNs: nsToWire(epochNowNs()), modelId: 'x' };
+    await rogue.publish(agentTopic(session, '101', 'features'), new Uint8Array([0xff, 0xff, 0xff, 0x0f, 0x01]));
+    await rogue.publish(agentTopic(session, '101', 'features'), encodeMessage('features', { header: { ...header, schemaVersion: 99 } }));
+    await rogue.publish(agentTopic(session, '102', 'features'), encodeMessage('features', { header }));
+    await rogue.end();
+
+    const epochNs = epochNowNs();
+    const common = { session, broker: broker.url, dataset: FIXTURE, mode: 'intermediate' as const, rateHz: 0, epochNs, models: MODELS };
+    const [ego, collaborator] = await Promise.all([
+      runAgentNode({ ...common, agentId: '100', codec: 'raw' }),
+      runAgentNode({ ...common, agentId: '101', codec: 'int8+top20%+deflate' }),
+    ]);
+    const summary = await fusion;
+
+    assert.equal(ego.frames, 3);
+    assert.equal(collaborator.frames, 3);
+    // Top-20 % of 128 × 128 cells, int8, deflated: far below the 4 MB raw map.
+    for (const b of collaborator.messageBytes.features!) assert.ok(b < 400_000, `collaborator message ${b} bytes`);
+    assert.equal(summary.framesFused, 3);
+    assert.equal(results.length, 3);
+    for (const r of results) {
+      const by = Object.fromEntries(r.contributions!.map((c) => [c.agentId, c]));
+      assert.equal(by['100'].used, true);
+      assert.equal(by['101'].used, true, 'the collaborator that did send is fused');
+      assert.equal(by['101'].selectedCells, Math.ceil(0.2 * 128 * 128));
+      assert.equal(by.ghost.used, false);
+      assert.equal(by.ghost.refusedReason, 'deadline');
+      assert.equal(r.mode, wire.FusionMode.FUSION_MODE_INTERMEDIATE);
+      assert.ok(r.detections!.length > 0, 'the fixture has vehicles around the ego');
+    }
+    assert.equal(summary.dropped.malformed, 1);
+    assert.equal(summary.dropped['unknown-version'], 1);
+    assert.equal(summary.dropped['sender-mismatch'], 1);
+    // Logged once per reason and agent, with what was wrong.
+    assert.equal(logs.filter((l) => l.includes('malformed')).length, 1);
+    // Waiting for the ghost: each frame waited about its deadline, not longer.
+    for (const w of summary.stageMs.wait) assert.ok(w >= 1400 && w < 5000, `waited ${w} ms`);
+  } finally {
+    controller.abort();
+    await broker.close();
+  }
+});
