@@ -74,6 +74,7 @@ interface AgentCliOptions {
 
 interface FusionCliOptions {
   ego: string;
+  id?: string;
   broker: string;
   session: string;
   username?: string;
@@ -110,6 +111,7 @@ interface RunCliOptions {
   deadlineMs?: number;
   skipMissing?: boolean;
   noisyPoses?: boolean;
+  sign?: boolean;
   report?: string;
   json?: boolean;
 }
@@ -126,7 +128,7 @@ export function registerNodes(program: Command): void {
     .option('--username <u>', 'MQTT username (Mosquitto with the ACLs of deploy/mosquitto: the agent id)')
     .option('--password <p>', 'MQTT password')
     .option('--fusion <mode>', 'what to send: intermediate (BEV features) | late (object list) | early (points)', choice('--fusion', AGENT_FUSION_MODES), 'intermediate')
-    .option('--codec <spec>', 'feature codec (intermediate, default int8+deflate) or point codec (early, default 1cm+deflate)')
+    .option('--codec <spec>', 'feature codec (intermediate, default int8+top10%+deflate) or point codec (early, default 1cm+deflate)')
     .option('--rate <hz>', 'replay rate against the recorded times; 0 = as fast as possible', nonNegativeNumber('--rate'), 10)
     .option('--epoch-ns <ns>', 'capture time of the first frame (share it between the agents of one deployment); default now', nanoseconds)
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
@@ -164,6 +166,7 @@ export function registerNodes(program: Command): void {
     .command('fusion')
     .description('the fusion node: receive, verify, decode, align and fuse what the agents send, run the head, publish results')
     .requiredOption('--ego <id>', 'the ego agent whose frames are fused')
+    .option('--id <id>', 'this node\'s id in its result topic (its MQTT user name under deploy/mosquitto\'s ACLs); default fusion-<ego>')
     .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
     .option('--session <name>', 'topic namespace shared by the nodes of one deployment', 'default')
     .option('--username <u>', 'MQTT username')
@@ -187,7 +190,7 @@ export function registerNodes(program: Command): void {
     .action(
       action(async (o: FusionCliOptions) => {
         const summary = await runFusionNode({
-          egoId: o.ego, session: o.session, broker: o.broker, username: o.username, password: o.password,
+          egoId: o.ego, fusionId: o.id, session: o.session, broker: o.broker, username: o.username, password: o.password,
           mode: o.fusion, combine: o.combine, models: o.models, device: o.device, threads: o.threads,
           deadlineMs: o.deadlineMs, expect: o.expect?.split(',').map((s) => s.trim()).filter(Boolean),
           maxOffsetMs: o.maxOffsetMs, maxAgeMs: o.maxAgeMs, maxFutureMs: o.maxFutureMs, clock: o.clock,
@@ -206,7 +209,7 @@ export function registerNodes(program: Command): void {
     .option('--scenario <name>', 'which scenario of the dataset (default: the first)')
     .option('--ego <id>', "the ego agent (default: the scenario's first agent)")
     .option('--fusion <mode>', 'none | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
-    .option('--codec <spec>', "what collaborators send: a feature codec (intermediate, default int8+deflate) or point codec (early)")
+    .option('--codec <spec>', "what collaborators send: a feature codec (intermediate, default int8+top10%+deflate) or point codec (early)")
     .option('--broker <url>', "'embedded' (an in-process broker on a free loopback port) or a broker URL", 'embedded')
     .option('--rate <hz>', 'replay rate; 0 = as fast as the machine goes', nonNegativeNumber('--rate'), 0)
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
@@ -216,6 +219,7 @@ export function registerNodes(program: Command): void {
     .option('--deadline-ms <ms>', 'how long an ego frame waits for collaborators (default 200 paced, 10000 as fast as possible)', nonNegativeNumber('--deadline-ms'))
     .option('--skip-missing', 'leave out frames whose files are absent')
     .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
+    .option('--sign', 'agents sign every message (ECDSA P-256, a key per agent made for the run); the fusion node refuses what does not verify')
     .option('--report <file>', 'write the report as JSON')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
     .action(
@@ -226,7 +230,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

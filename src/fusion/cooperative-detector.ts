@@ -10,7 +10,7 @@ import { invertRigid, matrixToPose, multiply, type Mat4 } from '../geometry/inde
 import { type HeaderInit, SCHEMA_VERSION, agentKindToWire, decodeMessage, encodeMessage, nsToWire } from '../messages/index.ts';
 import { LidarEncoder, featureShape, gridHeight, gridWidth, type PerceptionModels, type StageTimings } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
-import { DEFAULT_POINT_CODEC, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
+import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
 import { MEASURED_POSITION_CONFIDENCE, type PositionConfidence, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
 import { maxFuse, warpToEgo } from './warp.ts';
 
@@ -36,9 +36,9 @@ export interface CooperativeDetectorOptions {
   /**
    * early: pillar budget of the merged cloud. Default: the manifest's maxPillars per agent in the frame, at most
    * one per grid cell. K agents' points occupy up to K times the cells of one, and a single-agent budget would
-   * drop the cells opened last, i.e. the collaborators' (intersection-s102, 4 agents: 1,807 of them per frame at
-   * 16,000). Only memory grows with it: the PFN runs on the pillars filled. OpenCOOD's early-fusion configs
-   * likewise raise max_voxel_test.
+   * drop the cells opened last, i.e. the collaborators' (intersection seed 102, 20 frames, 4 agents: 1,807 cells
+   * per frame at 16,000, vehicle AP@0.5 0.817; none and 0.852 with this default). Only memory grows with it
+   * (~1.5 kB per pillar: 32 points × 10 features plus 64 PFN outputs, float32): the PFN runs on the pillars filled.
    */
   earlyMaxPillars?: number;
 }
@@ -82,7 +82,7 @@ export class CooperativeDetector {
   private readonly positionConfidence: PositionConfidence;
   private merged = new Float32Array(0);
   private readonly earlyMaxPillars: number | undefined;
-  private earlyEncoder: { encoder: LidarEncoder; maxPillars: number } | undefined;
+  private readonly earlyEncoder: MergedCloudEncoder;
 
   constructor(readonly models: PerceptionModels, readonly mode: FusionMode, opts: CooperativeDetectorOptions = {}) {
     if (!models.head) throw new FusionConfigError(`${models.manifest.source}: the manifest names no detection_head model`);
@@ -96,6 +96,7 @@ export class CooperativeDetector {
       throw new FusionConfigError(`earlyMaxPillars = ${opts.earlyMaxPillars}: must be a positive integer`);
     }
     this.earlyMaxPillars = opts.earlyMaxPillars;
+    this.earlyEncoder = new MergedCloudEncoder(models, opts.earlyMaxPillars);
     this.positionConfidence =
       opts.positionConfidence ??
       (models.manifest.modelId === MEASURED_POSITION_CONFIDENCE.modelId ? MEASURED_POSITION_CONFIDENCE.confidence : { x: 0, y: 0, z: 0 });
@@ -219,19 +220,6 @@ export class CooperativeDetector {
     return { detections, agents: agents.map((a) => a.agentId), timings, bytes, droppedPillars };
   }
 
-  /** The ego's encoder (same sessions) with a pillar budget for a merged cloud of `agentCount` agents. */
-  private encoderFor(agentCount: number): LidarEncoder {
-    const lidar = this.models.lidar;
-    const pillar = this.models.manifest.pillar;
-    const cells = gridWidth(this.models.grid) * gridHeight(this.models.grid);
-    const want = this.earlyMaxPillars ?? Math.min(cells, pillar.maxPillars * agentCount);
-    if (want <= pillar.maxPillars) return lidar;
-    if (!this.earlyEncoder || this.earlyEncoder.maxPillars < want) {
-      this.earlyEncoder = { encoder: new LidarEncoder(this.models.grid, { ...pillar, maxPillars: want }, lidar.pfn, lidar.backbone), maxPillars: want };
-    }
-    return this.earlyEncoder.encoder;
-  }
-
   private async detectEarly(frame: CooperativeFrame, egoId: string): Promise<CooperativeDetection> {
     const agents = this.participants(frame, egoId);
     const [C, H, W] = featureShape(this.models.grid);
@@ -260,7 +248,7 @@ export class CooperativeDetector {
     if (this.merged.length < total) this.merged = new Float32Array(Math.ceil(total * 1.25));
     const merged = mergePointClouds(received[0], others, this.merged);
     add({ merge: performance.now() - t });
-    const enc = await this.encoderFor(agents.length).encode(merged, { out: this.buffer(this.encoded, 0, C * H * W) });
+    const enc = await this.earlyEncoder.encoderFor(agents.length).encode(merged, { out: this.buffer(this.encoded, 0, C * H * W) });
     add(enc.timings);
     const result = await this.models.head!.detect(enc.features);
     add(result.timings);

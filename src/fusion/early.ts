@@ -4,6 +4,7 @@
 // the pillariser opens pillars in input order, so when a merged cloud fills every pillar slot the ego's own cells
 // are the ones kept.
 import type { Mat4 } from '../geometry/index.ts';
+import { LidarEncoder, gridHeight, gridWidth, type PerceptionModels } from '../perception/index.ts';
 import { FusionInputError } from './warp.ts';
 
 /** Floats per point record: x, y, z, intensity (the dataset readers' and the point codec's layout). */
@@ -60,4 +61,27 @@ export function mergePointClouds(ego: Float32Array, others: readonly SenderPoint
     }
   }
   return dst;
+}
+
+/**
+ * The ego's encoder (the same loaded ONNX models) with a pillar budget for a merged cloud: the manifest's
+ * maxPillars per agent, at most one per grid cell, unless `maxPillars` fixes it. Four merged clouds overflow one
+ * agent's budget, and the pillars dropped would be the collaborators'. Grown on demand and kept (~1.5 kB a pillar).
+ */
+export class MergedCloudEncoder {
+  private grown: { encoder: LidarEncoder; maxPillars: number } | undefined;
+
+  constructor(readonly models: PerceptionModels, readonly maxPillars?: number) {}
+
+  encoderFor(agentCount: number): LidarEncoder {
+    const lidar = this.models.lidar;
+    const pillar = this.models.manifest.pillar;
+    const cells = gridWidth(this.models.grid) * gridHeight(this.models.grid);
+    const want = this.maxPillars ?? Math.min(cells, pillar.maxPillars * agentCount);
+    if (want <= pillar.maxPillars) return lidar;
+    if (!this.grown || this.grown.maxPillars < want) {
+      this.grown = { encoder: new LidarEncoder(this.models.grid, { ...pillar, maxPillars: want }, lidar.pfn, lidar.backbone), maxPillars: want };
+    }
+    return this.grown.encoder;
+  }
 }

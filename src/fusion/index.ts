@@ -21,4 +21,4 @@ export {
   fuseLate,
   objectsToDetections,
 } from './late.ts';
-export { type SenderPoints, DEFAULT_POINT_CODEC, MERGED_POINT_STRIDE, mergePointClouds, mergedLength } from './early.ts';
+export { type SenderPoints, DEFAULT_POINT_CODEC, MERGED_POINT_STRIDE, MergedCloudEncoder, mergePointClouds, mergedLength } from './early.ts';

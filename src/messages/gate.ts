@@ -559,7 +559,8 @@ export class MessageGate {
           break;
       }
     } catch (err) {
-      if (err instanceof CodecError) refuse('corrupt', err.message);
+      // 'input' from a decoder means the caller's buffers do not fit the receiver's own grid: this node's fault.
+      if (err instanceof CodecError) refuse(err.kind === 'corrupt' ? 'corrupt' : 'internal', err.message);
       throw err;
     }
 

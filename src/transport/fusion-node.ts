@@ -4,7 +4,7 @@
 // Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
 // reason and the node goes on, ego-only if need be.
 import type { Detection } from '../eval/index.ts';
-import { fuseLate, maxFuse, mergePointClouds, objectsToDetections, warpToEgo } from '../fusion/index.ts';
+import { MergedCloudEncoder, fuseLate, maxFuse, mergePointClouds, mergedLength, objectsToDetections, warpToEgo } from '../fusion/index.ts';
 import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
 import {
   type FusionResultInit,
@@ -40,6 +40,8 @@ const DATA_KIND: Record<Exclude<NodeFusionMode, 'none'>, 'features' | 'objects' 
 
 export interface FusionNodeOptions {
   egoId: string;
+  /** The node's id in its result topic (and its MQTT user name under the ACLs of deploy/mosquitto); default fusion-{ego}. */
+  fusionId?: string;
   session: string;
   broker: string;
   username?: string;
@@ -126,7 +128,9 @@ export class FusionNodeError extends Error {
   }
 }
 
-const BUFFERED_PER_AGENT = 4;
+// Per collaborator: enough for one that runs far ahead of the ego in an as-fast-as-possible replay. Each
+// buffered feature message holds its decoded map (4 MB for the shipped grid).
+const BUFFERED_PER_AGENT = 24;
 const REPLAY_TIME_WINDOW_MS = 3_600_000;
 
 function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null; roll?: number | null; pitch?: number | null; yaw?: number | null } | null | undefined): Mat4 {
@@ -149,6 +153,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const maxOffsetNs = BigInt(Math.round((o.maxOffsetMs ?? 50) * 1e6));
   const commRangeM = o.commRangeM ?? 70;
   const clock = o.clock ?? 'wall';
+  const fusionId = o.fusionId ?? `fusion-${o.egoId}`;
   const dataKind = o.mode === 'none' ? 'features' : DATA_KIND[o.mode];
 
   const rejections = new RejectionLog((line) => log(line));
@@ -196,6 +201,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     m.features = undefined;
   };
   // Working buffers, reused every frame.
+  const mergedEncoder = new MergedCloudEncoder(models);
+  let mergedPoints: Float32Array | undefined;
   const warped: Float32Array[] = [];
   const masks: Float32Array[] = [];
   const sentPlane = new Float32Array(plane);
@@ -289,14 +296,17 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       const others = collaborators.map((c) => objectsToDetections((c.m.message as MessageOfKind['objects']).objects, c.toEgo));
       stage('align', performance.now() - tm);
       tm = performance.now();
-      detections = fuseLate(egoDet, others, {});
+      const g = models.grid;
+      detections = fuseLate(egoDet, others, { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax } });
       stage('fuse', performance.now() - tm);
     } else if (o.mode === 'early') {
       // The gate decoded the points on arrival (its time is in 'admit').
       const others = collaborators.map((c) => ({ points: c.m.points!, senderToEgo: c.toEgo }));
-      const merged = mergePointClouds(ego.points!, others);
+      const need = mergedLength(ego.points!, others);
+      if (!mergedPoints || mergedPoints.length < need) mergedPoints = new Float32Array(Math.ceil(need * 1.25));
+      const merged = mergePointClouds(ego.points!, others, mergedPoints);
       stage('align', performance.now() - tm);
-      const enc = await models.lidar.encode(merged);
+      const enc = await mergedEncoder.encoderFor(1 + others.length).encode(merged);
       for (const [k, v] of Object.entries(enc.timings)) stage(k, v as number);
       const r = await models.head!.detect(enc.features);
       for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
@@ -340,7 +350,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
 
     const result: FusionResultInit = {
       header: {
-        schemaVersion: SCHEMA_VERSION, senderId: `fusion-${o.egoId}`, senderKind: ego.message.header?.senderKind ?? agentKindToWire('vehicle'),
+        schemaVersion: SCHEMA_VERSION, senderId: fusionId, senderKind: ego.message.header?.senderKind ?? agentKindToWire('vehicle'),
         sequence: ++sequence, captureTimeNs: nsToWire(t), sendTimeNs: nsToWire(epochNowNs()),
         senderPose: ego.message.header?.senderPose ?? null,
         modelId: models.manifest.modelId,
@@ -352,7 +362,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     };
     const bytes = encodeMessage('result', result);
     const signed = key ? signMessage('result', bytes, key) : bytes;
-    await link!.publish(fusionResultTopic(o.session, `fusion-${o.egoId}`), signed, { qos: 0, expirySeconds: 1 });
+    await link!.publish(fusionResultTopic(o.session, fusionId), signed, { qos: 0, expirySeconds: 1 });
     summary.framesFused++;
     o.onResult?.(result, signed.byteLength);
   }
@@ -431,7 +441,10 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     } else {
       const list = buffered.get(parsed.id) ?? [];
       list.push(m);
-      if (list.length > BUFFERED_PER_AGENT) {
+      // A message leaves the buffer once no ego frame can match it any more (older than the oldest frame still
+      // to fuse, by more than the offset), or when the agent runs so far ahead that the cap is reached.
+      const horizon = (pending[0]?.ego.captureNs ?? newestEgo?.captureNs ?? 0n) - maxOffsetNs;
+      while (list.length > 0 && (list.length > BUFFERED_PER_AGENT || (list[0].captureNs < horizon && list.length > 1))) {
         const old = list.shift()!;
         if (!old.used) summary.unused[old.sender] = (summary.unused[old.sender] ?? 0) + 1;
         release(old);
@@ -442,7 +455,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   };
 
   try {
-    link = await MqttLink.connect({ url: o.broker, clientId: `v2xfuse-fusion-${o.session}-${o.egoId}`, username: o.username, password: o.password });
+    link = await MqttLink.connect({ url: o.broker, clientId: `v2xfuse-${o.session}-${fusionId}`, username: o.username, password: o.password });
     summary.protocolVersion = link.protocolVersion;
     link.onMessage(onMessage);
     await link.subscribe([allAgentsFilter(o.session)], 0);

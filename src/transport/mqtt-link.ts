@@ -4,7 +4,7 @@
 //
 // Offline behaviour, decided here for the whole pipeline:
 // - Reconnection stays on (every `reconnectPeriodMs`, default 500 ms), so agent and fusion nodes survive a broker
-//   restart; subscriptions are renewed on reconnect (clean sessions: the broker keeps nothing for us).
+//   restart; subscriptions are renewed on reconnect (clean start: the broker keeps no state for us).
 // - QoS 0 messages published while offline are DROPPED and counted in `stats.droppedOffline`. MQTT.js would queue
 //   them in memory and flush them on reconnect: for 10 Hz sensor frames that is a burst of stale data (the fusion
 //   node would reject it as stale anyway) arriving just when the link is busiest, and an unbounded memory queue

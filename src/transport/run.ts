@@ -4,14 +4,14 @@
 // writes the report. The processes talk only over MQTT, as they would on separate machines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../eval/index.ts';
 import { gridEvalRange } from '../fusion/index.ts';
-import { type FusionResult, decodeMessage, nsFromWire, objectClassFromWire } from '../messages/index.ts';
+import { type FusionResult, type TrustedKey, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson } from '../messages/index.ts';
 import { loadManifest } from '../perception/index.ts';
 import type { AgentNodeSummary } from './agent-node.ts';
 import { startEmbeddedBroker } from './broker.ts';
@@ -44,6 +44,8 @@ export interface RunOptions {
   deadlineMs?: number;
   skipMissing?: boolean;
   noisyPoses?: boolean;
+  /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
+  sign?: boolean;
   onProgress?: (fused: number, total: number) => void;
   log?: (line: string) => void;
 }
@@ -148,6 +150,23 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     });
     await results.subscribe([fusionResultsFilter(session)], 0);
 
+    // Signing: one fresh key per agent, and the trust list the fusion node checks them against.
+    const keyArgs = new Map<string, string[]>();
+    let trustArgs: string[] = [];
+    if (o.sign) {
+      const trusted: Record<string, TrustedKey[]> = {};
+      for (const id of [egoId, ...collaborators]) {
+        const pair = generateSigningKey();
+        const keyPath = join(work, `${id}.key.pem`);
+        await writeFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
+        trusted[id] = [{ keyId: pair.keyId, publicKeyPem: pair.publicKeyPem }];
+        keyArgs.set(id, ['--key', keyPath]);
+      }
+      const trustPath = join(work, 'trust.json');
+      await writeFile(trustPath, JSON.stringify(trustListJson(trusted)));
+      trustArgs = ['--trust', trustPath, '--require-signatures'];
+    }
+
     const common = ['--broker', brokerUrl, '--session', session, '--models', o.models, ...(o.device ? ['--device', o.device] : [])];
     const deadlineMs = o.deadlineMs ?? (o.rateHz > 0 ? 200 : 10_000);
     const fusionMode = o.mode;
@@ -156,7 +175,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       'fusion', '--ego', egoId, ...common, '--fusion', fusionMode, '--deadline-ms', String(deadlineMs),
       '--clock', o.rateHz > 0 ? 'wall' : 'replay', '--exit-when-ego-offline', '--summary', fusionSummary,
       ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
-      '--threads', String(o.threads ?? 1),
+      '--threads', String(o.threads ?? 1), ...trustArgs,
     ], log);
     children.push(fusion);
     await waitForLine(fusion, 'listening on', 60_000);
@@ -177,7 +196,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), '--epoch-ns', epochNs.toString(),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
-          '--threads', String(o.threads ?? 1), '--summary', summaryPath,
+          '--threads', String(o.threads ?? 1), '--summary', summaryPath, ...(keyArgs.get(id) ?? []),
         ], log),
       );
     }

@@ -59,8 +59,8 @@ test('detectionsToObjects carries what a CPM perceived object carries, and survi
   assert.equal(decoded[0].velocity, null, 'a single-frame detector sends no velocity');
   assert.equal(Number(decoded[0].measurementDeltaNs), 0);
   assert.ok(Math.abs(decoded[0].position!.xConfidence! - 0.43) < 1e-6 && Math.abs(decoded[0].position!.zConfidence! - 0.17) < 1e-6);
-  assert.ok(Math.abs(decoded[0].existenceConfidence - 0.734) < 1e-6);
-  assert.ok(Math.abs(decoded[0].classConfidence - 0.734) < 1e-6);
+  assert.ok(Math.abs(decoded[0].existenceConfidence! - 0.734) < 1e-6);
+  assert.ok(Math.abs(decoded[0].classConfidence! - 0.734) < 1e-6);
 
   const back = objectsToDetections(decoded, identity());
   assert.equal(back.length, 3);

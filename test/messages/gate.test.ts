@@ -317,6 +317,11 @@ test('corrupt: payload damage caught by the codec (checksum, announced sizes)', 
   rejected(gate().admit('features', '100', encodeMessage('features', cells), NOW_NS), 'corrupt');
 });
 
+test('internal: buffers that do not fit the receiver\'s grid are this node\'s fault, not the sender\'s', () => {
+  const a = gate().admit('features', '100', sampleBytes('features'), NOW_NS, { out: new Float32Array(10) });
+  rejected(a, 'internal', /options\.out has 10 values/);
+});
+
 test('RejectionLog counts by reason and agent and logs each (agent, reason) once, with its detail', () => {
   const lines: string[] = [];
   const log = new RejectionLog((line) => lines.push(line));
