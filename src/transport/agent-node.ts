@@ -178,9 +178,11 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     const bytes = encodeMessage(kind, message);
     return key ? signMessage(kind, bytes, key) : bytes;
   };
-  const statusBytes = (state: number, detail: string, captureNs: bigint): Uint8Array => {
+  // A status describes the agent now, so it is stamped now: in a paced replay the first frame's capture time is
+  // still in the future when the agent says it is running.
+  const statusBytes = (state: number, detail: string): Uint8Array => {
     const status: AgentStatusInit = {
-      header: header('status', captureNs),
+      header: header('status', epochNowNs()),
       state,
       fusionMode: o.mode === 'intermediate' ? wire.FusionMode.FUSION_MODE_INTERMEDIATE : o.mode === 'late' ? wire.FusionMode.FUSION_MODE_LATE : wire.FusionMode.FUSION_MODE_EARLY,
       codec: codecName,
@@ -203,7 +205,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       username: o.username,
       password: o.password,
       // The broker publishes this if the agent vanishes without a clean goodbye.
-      will: { topic: statusTopic, payload: statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, 'connection lost', epochNs), retain: true, qos: 1 },
+      will: { topic: statusTopic, payload: statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, 'connection lost'), retain: true, qos: 1 },
     });
     summary.protocolVersion = link.protocolVersion;
     const publish = async (kind: 'features' | 'objects' | 'points' | 'status', bytes: Uint8Array, retain = false) => {
@@ -212,8 +214,8 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       (summary.messageBytes[kind] ??= []).push(bytes.byteLength);
       bytesPublished += bytes.byteLength;
     };
-    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_STARTING, `${ds.format} ${seq.name}`, epochNs), true);
-    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`, epochNs), true);
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_STARTING, `${ds.format} ${seq.name}`), true);
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
 
     const total = Math.min(seq.frameCount, o.maxFrames ?? Infinity);
     let done = 0;
@@ -259,13 +261,13 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       summary.perFrame.push({ index: f.index, captureNs: f.captureNs.toString(), startWallNs: startWall.toString(), publishWallNs: epochNowNs().toString(), bytes: bytes.byteLength });
       o.onFrame?.(++done, total);
     }
-    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, `finished: ${summary.frames} frames`, epochNs), true);
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, `finished: ${summary.frames} frames`), true);
     summary.reconnects = link.stats.reconnects;
     return summary;
   } catch (err) {
     if (link) {
       const detail = err instanceof Error ? err.message : String(err);
-      await link.publish(statusTopic, statusBytes(wire.AgentState.AGENT_STATE_FAILED, detail, epochNs), { qos: 1, retain: true }).catch(() => {});
+      await link.publish(statusTopic, statusBytes(wire.AgentState.AGENT_STATE_FAILED, detail), { qos: 1, retain: true }).catch(() => {});
     }
     throw err;
   } finally {

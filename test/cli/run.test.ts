@@ -52,11 +52,15 @@ test('run: broker + agent processes + fusion node score what the in-process dete
   }
 });
 
-test('run: late fusion sends object lists of a few hundred bytes', { timeout: 180_000 }, async () => {
-  const r = await runCli(['run', FIXTURE, '--fusion', 'late', '--json'], 150_000);
+test('run --sign: late fusion of signed object lists of a few hundred bytes, all verified', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--fusion', 'late', '--sign', '--json'], 150_000);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as RunReport;
   assert.equal(report.framesFused, 3);
+  // The fusion node required signatures: had one failed, the frame would be fused without it and counted here.
+  assert.deepEqual(report.dropped, {});
+  for (const a of ['100', '101', '-1']) assert.equal(report.agents[a].framesUsed, 3);
+  // An ECDSA P-256 signature costs 86 bytes a message; the object lists stay small.
   assert.ok(report.bytesPerMessage.objects.mean < 2000, String(report.bytesPerMessage.objects.mean));
   assert.ok(report.ap['0.5'] > 0, 'late fusion still detects the fixture vehicles');
 });

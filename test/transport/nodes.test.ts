@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { encodeMessage, nsToWire, wire, type FusionResultInit } from '../../src/messages/index.ts';
+import { encodeMessage, nsFromWire, nsToWire, wire, type FusionResultInit } from '../../src/messages/index.ts';
 import {
   MqttLink,
   agentTopic,
@@ -78,6 +78,51 @@ test('fusion node: junk refused by reason, a missing collaborator costs its dead
     assert.equal(logs.filter((l) => l.includes('malformed')).length, 1);
     // Waiting for the ghost: each frame waited about its deadline, not longer.
     for (const w of summary.stageMs.wait) assert.ok(w >= 1400 && w < 5000, `waited ${w} ms`);
+  } finally {
+    controller.abort();
+    await broker.close();
+  }
+});
+
+test('a broker that goes away: agent and fusion node reconnect to its successor and go on', { timeout: 120_000 }, async () => {
+  let broker = await startEmbeddedBroker({ port: 0 });
+  const port = broker.port;
+  const session = 'restart-test';
+  const controller = new AbortController();
+  const fused: bigint[] = [];
+  let first!: () => void;
+  const firstResult = new Promise<void>((r) => (first = r));
+  let listening!: () => void;
+  const ready = new Promise<void>((r) => (listening = r));
+  try {
+    const fusion = runFusionNode({
+      egoId: '100', session, broker: broker.url, mode: 'intermediate', models: MODELS, deadlineMs: 200, clock: 'wall',
+      exitWhenEgoOffline: true, signal: controller.signal,
+      log: (line) => line.includes('listening on') && listening(),
+      onResult: (r) => {
+        fused.push(nsFromWire(r.header!.captureTimeNs));
+        first();
+      },
+    });
+    await Promise.race([ready, fusion]);
+    // Paced at 0.5 Hz (frames 2 s apart) from 4 s ahead, so the models are loaded before frame 0 is due.
+    const agent = runAgentNode({
+      agentId: '100', session, broker: broker.url, dataset: FIXTURE, mode: 'intermediate', codec: 'int8+deflate',
+      rateHz: 0.5, epochNs: epochNowNs() + 4_000_000_000n, models: MODELS,
+    });
+    await Promise.race([firstResult, agent]);
+    await broker.close();
+    await new Promise((r) => setTimeout(r, 300));
+    broker = await startEmbeddedBroker({ port });
+    const [a, f] = await Promise.all([agent, fusion]);
+    assert.equal(a.frames, 3);
+    assert.ok(a.reconnects >= 1, `agent reconnects ${a.reconnects}`);
+    assert.ok(f.reconnects >= 1, `fusion reconnects ${f.reconnects}`);
+    // Frame 0 before the restart; frame 2 (4 s later) after it. Frame 1 may fall in the gap: QoS 0, not queued.
+    assert.ok(f.framesFused >= 2, `fused ${f.framesFused}`);
+    assert.ok(fused.length >= 2 && fused[fused.length - 1] > fused[0]);
+    // Nothing refused: the agent's status messages carry the time they were made, not a frame's capture time.
+    assert.deepEqual(f.dropped, {});
   } finally {
     controller.abort();
     await broker.close();
