@@ -275,7 +275,10 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         if (agent === o.egoId) continue;
         const m = nearest(agent, t);
         if (!m) {
-          if (isWaitedFor(agent) && deadlineHit) contributions.push({ agentId: agent, mode: modeWire, used: false, refusedReason: 'deadline' });
+          const state = liveState.get(agent);
+          const gone = state === wire.AgentState.AGENT_STATE_OFFLINE || state === wire.AgentState.AGENT_STATE_FAILED;
+          if (gone && o.expect?.includes(agent)) contributions.push({ agentId: agent, mode: modeWire, used: false, refusedReason: 'offline' });
+          else if (isWaitedFor(agent) && deadlineHit) contributions.push({ agentId: agent, mode: modeWire, used: false, refusedReason: 'deadline' });
           continue;
         }
         const dist = Math.hypot(m.pose[3] - ego.pose[3], m.pose[7] - ego.pose[7]);

@@ -14,7 +14,7 @@ import {
   startEmbeddedBroker,
 } from '../../src/transport/index.ts';
 import { projectRoot } from '../cli/helpers.ts';
-import { sampleBytes } from '../messages/sample-messages.ts';
+import { sampleBytes, statusInit } from '../messages/sample-messages.ts';
 
 const FIXTURE = resolve(projectRoot, 'datasets/fixture/fixture-s1');
 const MODELS = resolve(projectRoot, 'models/manifest.json');
@@ -142,6 +142,48 @@ test('a broker that goes away: agent and fusion node reconnect to its successor 
     assert.ok(fused.length >= 2 && fused[fused.length - 1] > fused[0]);
     // Nothing refused: the agent's status messages carry the time they were made, not a frame's capture time.
     assert.deepEqual(f.dropped, {});
+  } finally {
+    controller.abort();
+    await broker.close();
+  }
+});
+
+test('a collaborator that crashes: its last will says offline, and the ego frames stop waiting for it', { timeout: 120_000 }, async () => {
+  const broker = await startEmbeddedBroker({ port: 0 });
+  const session = 'will-test';
+  const controller = new AbortController();
+  const results: FusionResultInit[] = [];
+  let listening!: () => void;
+  const ready = new Promise<void>((r) => (listening = r));
+  try {
+    const fusion = runFusionNode({
+      egoId: '100', session, broker: broker.url, mode: 'intermediate', models: MODELS, deadlineMs: 60_000,
+      expect: ['101'], clock: 'replay', exitWhenEgoOffline: true, signal: controller.signal,
+      log: (line) => line.includes('listening on') && listening(), onResult: (r) => results.push(r),
+    });
+    await Promise.race([ready, fusion]);
+    const status = (state: number, sequence: number) =>
+      encodeMessage('status', { ...statusInit({ senderId: '101', sequence, captureNs: epochNowNs() }, state) });
+    const topic = agentTopic(session, '101', 'status');
+    const collaborator = await MqttLink.connect({
+      url: broker.url, clientId: 'collaborator-101',
+      will: { topic, payload: status(wire.AgentState.AGENT_STATE_OFFLINE, 2), retain: true, qos: 1 },
+    });
+    await collaborator.publish(topic, status(wire.AgentState.AGENT_STATE_RUNNING, 1), { qos: 1, retain: true });
+    const t0 = performance.now();
+    const ego = runAgentNode({ agentId: '100', session, broker: broker.url, dataset: FIXTURE, mode: 'intermediate', codec: 'raw', rateHz: 0, models: MODELS });
+    // The collaborator dies (no DISCONNECT: the broker publishes its will) while the ego's frames wait for it.
+    await new Promise((r) => setTimeout(r, 1500));
+    await collaborator.abort();
+    await ego;
+    const summary = await fusion;
+    assert.equal(summary.framesFused, 3);
+    assert.ok(performance.now() - t0 < 45_000, 'did not sit out the 60 s deadline');
+    for (const r of results) {
+      const c = r.contributions!.find((x) => x.agentId === '101');
+      assert.equal(c?.used, false);
+      assert.equal(c?.refusedReason, 'offline');
+    }
   } finally {
     controller.abort();
     await broker.close();
