@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { openDataset } from '../datasets/index.ts';
-import { exportTrainingShards } from '../perception/index.ts';
+import { DEFAULT_CAMERA_INPUT, exportTrainingShards } from '../perception/index.ts';
 import { action } from './failure.ts';
 import { progressBar } from './progress.ts';
 
@@ -41,6 +41,23 @@ interface ExportTrainingCliOptions {
   skipMissing?: boolean;
   overwrite?: boolean;
   json?: boolean;
+  cameras?: boolean;
+  cameraSize?: { width: number; height: number };
+  cameraHeights?: number[];
+}
+
+function parseImageSize(value: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/.exec(value.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new InvalidArgumentError(`--camera-size must be WIDTHxHEIGHT (e.g. 256x192), got '${value}'`);
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
+function parseHeights(value: string): number[] {
+  const out = value.split(',').map((v) => Number(v));
+  if (out.length === 0 || value.trim() === '' || !out.every(Number.isFinite)) {
+    throw new InvalidArgumentError(`--camera-heights must be comma-separated metres (LiDAR frame), got '${value}'`);
+  }
+  return out;
 }
 
 export function registerExportTraining(program: Command): void {
@@ -55,6 +72,9 @@ export function registerExportTraining(program: Command): void {
     .option('--rsu-z-offset <m>', 'metres added to roadside-unit points before pillarising (pole height − 1.9, e.g. 4.1 for 6 m poles); the runtime must do the same', parseFinite('--rsu-z-offset'))
     .option('--vehicle-z-offset <m>', 'metres added to vehicle points before pillarising (LiDAR height − 1.9)', parseFinite('--vehicle-z-offset'))
     .option('--skip-missing', 'leave out frames whose files are absent (each is listed as a warning) instead of failing')
+    .option('--cameras', `also write each agent's camera images and BEV sampling grids (the camera encoder's inputs; default ${DEFAULT_CAMERA_INPUT.width}x${DEFAULT_CAMERA_INPUT.height}, heights ${DEFAULT_CAMERA_INPUT.heights.join(', ')} m)`)
+    .option('--camera-size <WxH>', 'camera tensor size with --cameras (must match the camera model the shards train)', parseImageSize)
+    .option('--camera-heights <z,z,...>', 'heights (m, LiDAR frame) sampled in every BEV pillar with --cameras', parseHeights)
     .option('--overwrite', 'replace an earlier export in --out (its index.json and samples/)')
     .option('--json', 'print the summary as JSON')
     .action(
@@ -70,6 +90,13 @@ export function registerExportTraining(program: Command): void {
             ...(o.vehicleZOffset !== undefined ? { vehicle: o.vehicleZOffset } : {}),
           },
           overwrite: o.overwrite,
+          cameras: o.cameras
+            ? {
+                width: o.cameraSize?.width ?? DEFAULT_CAMERA_INPUT.width,
+                height: o.cameraSize?.height ?? DEFAULT_CAMERA_INPUT.height,
+                heights: o.cameraHeights ?? DEFAULT_CAMERA_INPUT.heights,
+              }
+            : undefined,
           onProgress: (done, total, scenario) => bar.update(done, total, { scenario }),
         }).finally(() => bar.stop());
         if (o.json) {

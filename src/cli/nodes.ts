@@ -61,6 +61,7 @@ interface AgentCliOptions {
   fusion: AgentFusionMode;
   codec?: string;
   rate: number;
+  lockstep?: boolean;
   epochNs?: bigint;
   frames?: number;
   models: string;
@@ -130,6 +131,7 @@ export function registerNodes(program: Command): void {
     .option('--fusion <mode>', 'what to send: intermediate (BEV features) | late (object list) | early (points)', choice('--fusion', AGENT_FUSION_MODES), 'intermediate')
     .option('--codec <spec>', 'feature codec (intermediate, default int8+top10%+deflate) or point codec (early, default 1cm+deflate)')
     .option('--rate <hz>', 'replay rate against the recorded times; 0 = as fast as possible', nonNegativeNumber('--rate'), 10)
+    .option('--lockstep', 'take frame i only when the replay clock (v2xfuse/v1/<session>/replay/tick) reaches i; with --rate 0')
     .option('--epoch-ns <ns>', 'capture time of the first frame (share it between the agents of one deployment); default now', nanoseconds)
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
@@ -145,7 +147,7 @@ export function registerNodes(program: Command): void {
         try {
           const summary = await runAgentNode({
             agentId: o.id, session: o.session, dataset: o.source, scenario: o.scenario, broker: o.broker,
-            username: o.username, password: o.password, mode: o.fusion, codec: o.codec, rateHz: o.rate,
+            username: o.username, password: o.password, mode: o.fusion, codec: o.codec, rateHz: o.rate, lockstep: o.lockstep,
             epochNs: o.epochNs, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
             skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
             onFrame: (done, total) => bar?.update(done, total),

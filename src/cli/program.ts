@@ -8,6 +8,7 @@ import { registerExportTraining } from './export-training.ts';
 import { registerBroker } from './broker.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerNodes } from './nodes.ts';
+import { registerPrediction } from './predict.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerBroker(program);
   registerKeygen(program);
   registerNodes(program);
+  registerPrediction(program);
   return program;
 }
 

@@ -3,23 +3,45 @@
 // every agent here" with "decode what the agents sent", and keeps the rest.
 // Late and early fusion already send what they would send on the wire through the real encoders and decoders
 // (object lists through protobuf, points through the point codec and protobuf), so their accuracy is that of
-// the message path and their byte counts are those of the messages.
-import type { AgentFrame, CooperativeFrame } from '../datasets/index.ts';
-import { decodePoints, encodePoints, parsePointCodecSpec, type PointCodecSpec } from '../codec/index.ts';
-import { invertRigid, matrixToPose, multiply, type Mat4 } from '../geometry/index.ts';
-import { type HeaderInit, SCHEMA_VERSION, agentKindToWire, decodeMessage, encodeMessage, nsToWire } from '../messages/index.ts';
-import { LidarEncoder, featureShape, gridHeight, gridWidth, type PerceptionModels, type StageTimings } from '../perception/index.ts';
+// the message path and their byte counts are those of the messages; feature fusion does the same when given a
+// feature codec, and hybrid always does.
+//
+// What a collaborator's message goes through, in order (each optional): latency (its frame from `latencyMs`
+// earlier, aligned with its pose at capture time), pose noise (OpenCOOD's Gaussian on x, y, yaw of the pose it
+// carries), selection (at most `maxAgents`, at most `budgetBytes` of collaborator messages per frame), loss (a
+// seeded Bernoulli draw per message). The ego's own data and pose are never impaired: everything is measured in
+// its frame.
+import type { AgentFrame, CooperativeFrame, CooperativeSequence } from '../datasets/index.ts';
+import { decodeFeatures, decodePoints, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, type FeatureCodecSpec, type PointCodecSpec } from '../codec/index.ts';
+import { invertRigid, matrixToPose, multiply, transformBox, type Mat4 } from '../geometry/index.ts';
+import { type FeatureFrameInit, type HeaderInit, SCHEMA_VERSION, agentKindToWire, decodeMessage, encodeMessage, nsToWire } from '../messages/index.ts';
+import { featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
+import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
+import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
+import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from './impairments.ts';
+import { compensateLatency, delayedFrameIndex } from './latency.ts';
 import { MEASURED_POSITION_CONFIDENCE, type PositionConfidence, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
+import { meanFuse } from './mean-fusion.ts';
+import { type SelectionSkipReason, coverageFraction, selectAgents } from './selection.ts';
 import { maxFuse, warpToEgo } from './warp.ts';
+import { weightedBoxFusion } from './wbf.ts';
 
 /**
- * none: ego features only. max: element-wise max over aligned maps. attention: the trained attention model.
- * late: every agent detects on its own points, object lists merged by NMS. early: every agent's points merged in
- * the ego frame, one detection over them.
+ * none: ego features only. max / mean: element-wise max / masked mean over aligned maps. attention: the trained
+ * attention model. late: every agent detects on its own points, object lists merged by NMS or WBF. early: every
+ * agent's points merged in the ego frame, one detection over them. hybrid: features of the cells a collaborator
+ * sends (its codec's top-k) fused with the ego's, plus its objects whose centre cell it did not send, merged after
+ * the head by NMS.
  */
-export type FusionMode = 'none' | 'max' | 'attention' | 'late' | 'early';
+export type FusionMode = 'none' | 'max' | 'mean' | 'attention' | 'late' | 'early' | 'hybrid';
+
+/** How late fusion merges the object lists: OpenCOOD's score-ordered NMS, or weighted box fusion. */
+export type LateMerge = 'nms' | 'wbf';
+
+/** The feature codec hybrid sends its cells with when none is given: int8 values, the 10 % most confident cells. */
+export const DEFAULT_HYBRID_CODEC = 'int8+top10%';
 
 export interface CooperativeDetectorOptions {
   /** Collaborators farther than this (2D, LiDAR to LiDAR) are not used; OpenCOOD's 70 m. */
@@ -41,6 +63,50 @@ export interface CooperativeDetectorOptions {
    * (~1.5 kB per pillar: 32 points × 10 features plus 64 PFN outputs, float32): the PFN runs on the pillars filled.
    */
   earlyMaxPillars?: number;
+  /**
+   * max / mean / attention: when given, collaborators' features travel through this feature codec and a
+   * FeatureFrame message (bytes counted, cells not sent left out of the fusion); hybrid: the codec of its feature
+   * part, default DEFAULT_HYBRID_CODEC, and it must select cells (top / thr).
+   */
+  featureCodec?: string;
+  /** late (and hybrid's object part): merge by 'nms' (default) or 'wbf'. */
+  lateMerge?: LateMerge;
+  /** Gaussian error on each collaborator's pose (OpenCOOD's model); none by default. */
+  poseNoise?: PoseNoiseStd;
+  /** Each collaborator message is lost with this probability; default 0. */
+  lossProbability?: number;
+  /** Seed of pose noise and loss (draws keyed by seed, frame and agent); default 0. */
+  seed?: number;
+  /** Collaborators' messages are this old (ms): their frame from that long before the ego's. Needs the sequence. */
+  latencyMs?: number;
+  /**
+   * late: move each old object by its velocity over the gap (estimated from the sender's previous object list,
+   * DAIR-V2X's TCLF). Every mode aligns old messages with the capture-time pose regardless (src/fusion/latency.ts).
+   */
+  compensate?: boolean;
+  /** At most this many collaborators per frame (see selection.ts for the ranking). */
+  maxAgents?: number;
+  /** At most this many bytes of collaborator messages per frame; needs messages with bytes (not raw feature modes). */
+  budgetBytes?: number;
+  /**
+   * Which sensors each agent encodes with (detect --modality; src/perception/sensor-fusion.ts planFleet) and the
+   * encoder that follows the plan. Without it every agent uses its LiDAR. Feature modes only.
+   */
+  sensors?: { encoder: AgentSensorEncoder; plan: FleetPlanOptions };
+}
+
+/** What happened to the collaborators in range this frame. */
+export interface FrameLinks {
+  /** Collaborators within communication range, in frame order. */
+  inRange: string[];
+  /** Fused, in the order fused. */
+  used: string[];
+  /** Not fused, each with why: no message that old yet, not chosen, or lost. */
+  skipped: { agentId: string; reason: SelectionSkipReason | 'no-message' | 'lost' }[];
+  /** Bytes of the collaborators' messages chosen (lost ones included: they were sent). */
+  collaboratorBytes: number;
+  /** Per collaborator fused, how old its message was (ms). */
+  ageMs: Record<string, number>;
 }
 
 export interface CooperativeDetection {
@@ -48,15 +114,18 @@ export interface CooperativeDetection {
   /** Agents whose features went into the fusion, ego first. */
   agents: string[];
   /** Summed over agents for the per-agent stages. */
-  timings: StageTimings & { warp?: number; objectCodec?: number; lateFusion?: number; pointCodec?: number; merge?: number };
+  timings: StageTimings & { warp?: number; objectCodec?: number; lateFusion?: number; pointCodec?: number; merge?: number; featureCodec?: number };
   /**
-   * late and early: the bytes of each agent's message this frame (ObjectList or PointCloudFrame with its header,
-   * unsigned, as encodeMessage writes it), by agent id, the ego's own included (its agent node publishes too).
-   * Undefined for none and the feature-fusion modes (their feature bytes depend on a codec chosen elsewhere).
+   * The bytes of each agent's message this frame, by agent id, for the messages fused. late and early: the
+   * ObjectList or PointCloudFrame with its header, unsigned, as encodeMessage writes it, the ego's own included
+   * (its agent node publishes too). Feature modes with a codec and hybrid: collaborators' FeatureFrame (plus, for
+   * hybrid, ObjectList) bytes; the ego's features never leave it. Undefined for none and feature modes without a codec.
    */
   bytes?: Record<string, number>;
   /** Occupied cells the encoder(s) could not give a pillar (maxPillars reached), summed over this frame's encodes. */
   droppedPillars: number;
+  /** Collaborators in range and what became of them. */
+  links: FrameLinks;
 }
 
 export class FusionConfigError extends Error {
@@ -71,29 +140,106 @@ function poseOf(agent: AgentFrame, noisy: boolean): Mat4 {
   return noisy && agent.noisyLidarToWorld ? agent.noisyLidarToWorld : agent.lidarToWorld;
 }
 
+const FEATURE_MODES: readonly FusionMode[] = ['max', 'mean', 'attention', 'hybrid'];
+
+/** A collaborator's message as the receiver has it: what it captured, when, and with which pose. */
+interface Link {
+  agent: AgentFrame;
+  captureIndex: number;
+  /** The pose the message carries (noise included), and sender → ego through it. */
+  pose: Mat4;
+  toEgo: Mat4;
+  ageMs: number;
+}
+
+/** What a collaborator sent, decoded by the receiver, before fusion. */
+interface Received {
+  link: Link;
+  bytes: number;
+  /** late / hybrid: objects in the ego frame. */
+  objects?: Detection[];
+  /** early: points in the sender's frame. */
+  points?: Float32Array;
+  /** feature modes: aligned features and mask, in the detector's per-slot buffers. */
+  features?: Float32Array;
+  mask?: Float32Array;
+}
+
+type Timings = CooperativeDetection['timings'];
+
+function addTimings(into: Timings, t: Record<string, number | undefined>): void {
+  for (const [k, v] of Object.entries(t)) (into as Record<string, number>)[k] = ((into as Record<string, number>)[k] ?? 0) + (v ?? 0);
+}
+
+// Frames kept for latency (the message's frame and the one before it, for each of a few lags); object lists kept
+// for compensation (each sender's list is needed again as the "previous" one a frame later).
+const FRAME_CACHE = 8;
+const OBJECT_CACHE = 32;
+
 export class CooperativeDetector {
   private readonly encoded: Float32Array[] = [];
   private readonly warped: Float32Array[] = [];
   private readonly masks: Float32Array[] = [];
   private readonly fused: Float32Array;
+  private readonly confidence: Float32Array;
   private readonly commRangeM: number;
   private readonly noisyPoses: boolean;
   private readonly pointCodec: PointCodecSpec;
+  private readonly featureCodec: FeatureCodecSpec | undefined;
   private readonly positionConfidence: PositionConfidence;
   private merged = new Float32Array(0);
   private readonly earlyMaxPillars: number | undefined;
   private readonly earlyEncoder: MergedCloudEncoder;
+  private readonly opts: CooperativeDetectorOptions;
+  private frameCache: { seq: CooperativeSequence | undefined; frames: Map<number, CooperativeFrame> } = { seq: undefined, frames: new Map() };
+  private readonly objectCache = new Map<string, { objects: Detection[]; bytes: number }>();
+  /** The grid a FeatureFrame carries (what the agent node sends), so that feature bytes are those of the wire. */
+  private readonly wireGrid: NonNullable<FeatureFrameInit['grid']>;
+
+  /** This frame's sensors per agent (null: left out), when opts.sensors is given. */
+  private framePlan: Map<string, SensorModality | null> | undefined;
 
   constructor(readonly models: PerceptionModels, readonly mode: FusionMode, opts: CooperativeDetectorOptions = {}) {
     if (!models.head) throw new FusionConfigError(`${models.manifest.source}: the manifest names no detection_head model`);
     if (mode === 'attention' && !models.attention) throw new FusionConfigError(`${models.manifest.source}: --fusion attention needs a fusion_attention model in the manifest`);
     const [C, H, W] = featureShape(models.grid);
     this.fused = new Float32Array(C * H * W);
+    this.confidence = new Float32Array(H * W);
     this.commRangeM = opts.commRangeM ?? 70;
     this.noisyPoses = opts.noisyPoses ?? false;
     this.pointCodec = parsePointCodecSpec(opts.pointCodec ?? DEFAULT_POINT_CODEC);
     if (opts.earlyMaxPillars !== undefined && !(Number.isInteger(opts.earlyMaxPillars) && opts.earlyMaxPillars >= 1)) {
       throw new FusionConfigError(`earlyMaxPillars = ${opts.earlyMaxPillars}: must be a positive integer`);
+    }
+    if (opts.featureCodec !== undefined && !FEATURE_MODES.includes(mode)) {
+      throw new FusionConfigError(`--codec ${opts.featureCodec}: a feature codec applies to max, mean, attention and hybrid, not ${mode}`);
+    }
+    const codecText = mode === 'hybrid' ? (opts.featureCodec ?? DEFAULT_HYBRID_CODEC) : opts.featureCodec;
+    this.featureCodec = codecText === undefined ? undefined : parseCodecSpec(codecText);
+    if (mode === 'hybrid' && !this.featureCodec!.selection) {
+      throw new FusionConfigError(`--codec ${codecText}: hybrid sends only some cells, so its codec needs a cell selection (e.g. int8+top10%)`);
+    }
+    if (opts.lateMerge !== undefined && mode !== 'late' && mode !== 'hybrid') throw new FusionConfigError(`--late-merge applies to late and hybrid fusion, not ${mode}`);
+    const check = (name: string, v: number | undefined, ok: (v: number) => boolean, rule: string) => {
+      if (v !== undefined && !ok(v)) throw new FusionConfigError(`${name} = ${v}: ${rule}`);
+    };
+    check('lossProbability', opts.lossProbability, (v) => v >= 0 && v <= 1, 'must lie in [0, 1]');
+    check('latencyMs', opts.latencyMs, (v) => Number.isFinite(v) && v >= 0, 'must be a finite number ≥ 0');
+    check('maxAgents', opts.maxAgents, (v) => Number.isInteger(v) && v >= 0, 'must be an integer ≥ 0');
+    check('budgetBytes', opts.budgetBytes, (v) => Number.isFinite(v) && v >= 0, 'must be a finite number ≥ 0');
+    check('seed', opts.seed, (v) => Number.isInteger(v), 'must be an integer');
+    if (opts.poseNoise) check('poseNoise', Math.min(opts.poseNoise.posM, opts.poseNoise.yawDeg), (v) => v >= 0, 'stds must be ≥ 0');
+    if (opts.budgetBytes !== undefined && (mode === 'max' || mode === 'mean' || mode === 'attention') && !this.featureCodec) {
+      throw new FusionConfigError(`--budget-bytes with --fusion ${mode} needs --codec: raw features have no message to count`);
+    }
+    const g = models.grid;
+    this.wireGrid = {
+      xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax,
+      cellSize: g.cellSize, featureStride: g.featureStride, channels: C, height: H, width: W,
+    };
+    this.opts = opts;
+    if (opts.sensors && opts.sensors.plan.modality !== 'lidar' && (mode === 'late' || mode === 'early')) {
+      throw new FusionConfigError(`--modality ${opts.sensors.plan.modality}: ${mode} fusion runs on LiDAR only (camera features fuse in the feature modes)`);
     }
     this.earlyMaxPillars = opts.earlyMaxPillars;
     this.earlyEncoder = new MergedCloudEncoder(models, opts.earlyMaxPillars);
@@ -111,147 +257,343 @@ export class CooperativeDetector {
   participants(frame: CooperativeFrame, egoId: string): AgentFrame[] {
     const ego = frame.agents.find((a) => a.agentId === egoId);
     if (!ego) throw new FusionConfigError(`frame ${frame.frameId}: no agent '${egoId}' (agents: ${frame.agents.map((a) => a.agentId).join(', ')})`);
+    const plan = this.opts.sensors ? planFleet(frame.agents, egoId, this.opts.sensors.plan) : undefined;
+    this.framePlan = plan;
+    if (plan?.get(egoId) === null) throw new FusionConfigError(`--modality ${this.opts.sensors!.plan.modality}: the ego ${egoId} (${ego.kind}) has no sensor in that plan`);
     if (this.mode === 'none') return [ego];
     const ex = ego.lidarToWorld[3], ey = ego.lidarToWorld[7];
-    const others = frame.agents.filter((a) => a !== ego && Math.hypot(a.lidarToWorld[3] - ex, a.lidarToWorld[7] - ey) <= this.commRangeM);
+    const others = frame.agents.filter(
+      (a) => a !== ego && plan?.get(a.agentId) !== null && Math.hypot(a.lidarToWorld[3] - ex, a.lidarToWorld[7] - ey) <= this.commRangeM,
+    );
     return [ego, ...others];
   }
 
-  async detectFrame(frame: CooperativeFrame, egoId: string): Promise<CooperativeDetection> {
-    if (this.mode === 'late') return this.detectLate(frame, egoId);
-    if (this.mode === 'early') return this.detectEarly(frame, egoId);
-    const agents = this.participants(frame, egoId);
-    let droppedPillars = 0;
-    const [C, H, W] = featureShape(this.models.grid);
-    const timings: CooperativeDetection['timings'] = {};
-    const add = (t: StageTimings & { warp?: number }) => {
-      for (const [k, v] of Object.entries(t)) (timings as Record<string, number>)[k] = ((timings as Record<string, number>)[k] ?? 0) + (v ?? 0);
-    };
-    const egoPose = poseOf(agents[0], this.noisyPoses);
-    const worldToEgo = invertRigid(egoPose);
-    const aligned: Float32Array[] = [];
-    const masks: (Float32Array | null)[] = [];
-    for (let k = 0; k < agents.length; k++) {
-      const points = await agents[k].loadPoints();
-      const enc = await this.models.lidar.encode(points, { out: this.buffer(this.encoded, k, C * H * W) });
-      add(enc.timings);
-      droppedPillars += enc.pillars.droppedPillars;
-      if (k === 0) {
-        aligned.push(enc.features);
-        masks.push(null);
+  /** An agent's BEV features with the sensors this frame's plan gives it (its LiDAR without a plan). */
+  private async encodeAgent(agent: AgentFrame, out: Float32Array): Promise<{ features: Float32Array; timings: StageTimings; pillars: { droppedPillars: number } }> {
+    const modality = this.framePlan?.get(agent.agentId) ?? 'lidar';
+    if (!this.opts.sensors || modality === 'lidar') return this.models.lidar.encode(await agent.loadPoints(), { out });
+    const r = await this.opts.sensors.encoder.encode(agent, modality, out);
+    return { features: r.features, timings: r.timings, pillars: { droppedPillars: r.droppedPillars } };
+  }
+
+  /** Frame `index` of `seq`, from a small cache (latency reads the same earlier frames again and again). */
+  private async frameAt(seq: CooperativeSequence, index: number): Promise<CooperativeFrame> {
+    if (this.frameCache.seq !== seq) this.frameCache = { seq, frames: new Map() };
+    const cache = this.frameCache.frames;
+    let f = cache.get(index);
+    if (!f) {
+      f = await seq.frame(index);
+      cache.set(index, f);
+      if (cache.size > FRAME_CACHE) cache.delete(cache.keys().next().value!);
+    }
+    return f;
+  }
+
+  /** The earlier frame a message `latencyMs` old comes from (delayedFrameIndex over the sequence's timestamps). */
+  private async delayedFrame(seq: CooperativeSequence, frame: CooperativeFrame, latencyMs: number): Promise<CooperativeFrame | undefined> {
+    const target = frame.timestampNs - BigInt(Math.round(latencyMs * 1e6));
+    const stamps: bigint[] = [frame.timestampNs];
+    let lo = frame.index;
+    while (lo > 0 && stamps[0] > target) {
+      lo--;
+      stamps.unshift((await this.frameAt(seq, lo)).timestampNs);
+    }
+    const j = delayedFrameIndex(stamps, stamps.length - 1, latencyMs);
+    if (j === undefined) return undefined;
+    return j + lo === frame.index ? frame : this.frameAt(seq, j + lo);
+  }
+
+  /** The pose a sender's message of frame `captureIndex` carries: its (noisy) pose plus the simulated error. */
+  private senderPose(agent: AgentFrame, captureIndex: number): Mat4 {
+    const pose = poseOf(agent, this.noisyPoses);
+    const std = this.opts.poseNoise;
+    if (!std || (std.posM === 0 && std.yawDeg === 0)) return pose;
+    return applyPoseNoise(pose, samplePoseNoise(std, this.opts.seed ?? 0, captureIndex, agent.agentId));
+  }
+
+  /** Collaborators in range → the messages the receiver has from them (latency applied), and those it has none from. */
+  private async links(frame: CooperativeFrame, agents: AgentFrame[], worldToEgo: Mat4, seq: CooperativeSequence | undefined): Promise<{ links: Link[]; info: FrameLinks }> {
+    const info: FrameLinks = { inRange: agents.slice(1).map((a) => a.agentId), used: [], skipped: [], collaboratorBytes: 0, ageMs: {} };
+    const latency = this.opts.latencyMs ?? 0;
+    let source: CooperativeFrame | undefined = frame;
+    if (latency > 0 && agents.length > 1) {
+      if (!seq) throw new FusionConfigError('latency needs the sequence (detectFrame(frame, ego, sequence)) to find earlier frames');
+      source = await this.delayedFrame(seq, frame, latency);
+    }
+    const links: Link[] = [];
+    for (const current of agents.slice(1)) {
+      const agent = source?.agents.find((a) => a.agentId === current.agentId);
+      if (!source || !agent) {
+        info.skipped.push({ agentId: current.agentId, reason: 'no-message' });
         continue;
       }
-      const t = performance.now();
-      const agentToEgo = multiply(worldToEgo, poseOf(agents[k], this.noisyPoses));
-      const w = warpToEgo(enc.features, agentToEgo, this.models.grid, this.buffer(this.warped, k, C * H * W), this.buffer(this.masks, k, H * W));
-      add({ warp: performance.now() - t });
-      aligned.push(w.features);
-      masks.push(w.mask);
+      const pose = this.senderPose(agent, source.index);
+      links.push({ agent, captureIndex: source.index, pose, toEgo: multiply(worldToEgo, pose), ageMs: Number(frame.timestampNs - agent.timestampNs) / 1e6 });
     }
+    return { links, info };
+  }
+
+  /** Selection (maxAgents, budgetBytes) then loss, over what the collaborators sent; fills `info`. */
+  private choose(received: Received[], egoPose: Mat4, info: FrameLinks, frameIndex: number): Received[] {
+    let chosen = received;
+    const { maxAgents, budgetBytes } = this.opts;
+    if (maxAgents !== undefined || budgetBytes !== undefined) {
+      const ex = egoPose[3], ey = egoPose[7];
+      const sel = selectAgents(
+        received.map((r) => ({
+          agentId: r.link.agent.agentId,
+          distanceM: Math.hypot(r.link.pose[3] - ex, r.link.pose[7] - ey),
+          coverage: coverageFraction(r.link.toEgo, this.models.grid),
+          bytes: r.bytes,
+        })),
+        { maxAgents, budgetBytes },
+      );
+      info.skipped.push(...sel.skipped);
+      chosen = sel.chosen.map((id) => received.find((r) => r.link.agent.agentId === id)!);
+    }
+    info.collaboratorBytes = chosen.reduce((a, r) => a + r.bytes, 0);
+    const p = this.opts.lossProbability ?? 0;
+    const kept = chosen.filter((r) => {
+      if (!messageLost(p, this.opts.seed ?? 0, frameIndex, r.link.agent.agentId)) return true;
+      info.skipped.push({ agentId: r.link.agent.agentId, reason: 'lost' });
+      return false;
+    });
+    for (const r of kept) {
+      info.used.push(r.link.agent.agentId);
+      info.ageMs[r.link.agent.agentId] = r.link.ageMs;
+    }
+    return kept;
+  }
+
+  /**
+   * Detects in the ego's frame. `sequence` (the frame's own) is needed only with latency, to find the
+   * collaborators' earlier frames.
+   */
+  async detectFrame(frame: CooperativeFrame, egoId: string, sequence?: CooperativeSequence): Promise<CooperativeDetection> {
+    const agents = this.participants(frame, egoId);
+    const egoPose = poseOf(agents[0], this.noisyPoses);
+    const worldToEgo = invertRigid(egoPose);
+    const { links, info } = await this.links(frame, agents, worldToEgo, sequence);
+    if (this.mode === 'late') return this.detectLate(frame, agents[0], links, info, egoPose, worldToEgo, sequence);
+    if (this.mode === 'early') return this.detectEarly(frame, agents[0], links, info, egoPose);
+    return this.detectFeatures(frame, agents[0], links, info, egoPose);
+  }
+
+  private async detectFeatures(frame: CooperativeFrame, ego: AgentFrame, links: Link[], info: FrameLinks, egoPose: Mat4): Promise<CooperativeDetection> {
+    const [C, H, W] = featureShape(this.models.grid);
+    const size = C * H * W;
+    const timings: Timings = {};
+    let droppedPillars = 0;
+    const codec = this.featureCodec;
+    const hybrid = this.mode === 'hybrid';
+    const g = this.models.grid;
+    const range = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax };
+
+    // Every collaborator with a message: encode (on the sender), send through the codec, align (on the receiver).
+    const received: Received[] = [];
+    for (let k = 0; k < links.length; k++) {
+      const link = links[k];
+      const enc = await this.encodeAgent(link.agent, this.buffer(this.encoded, k + 1, size));
+      addTimings(timings, enc.timings);
+      droppedPillars += enc.pillars.droppedPillars;
+      let features = enc.features;
+      let sent: Uint8Array | undefined;
+      let bytes = 0;
+      let objects: Detection[] | undefined;
+      if (codec) {
+        let own: Detection[] = [];
+        if (codec.selection) {
+          const r = await this.models.head!.detect(enc.features);
+          addTimings(timings, { confidence: r.timings.head });
+          featureConfidenceMap(r.clsLogits, this.confidence);
+          own = r.detections;
+        }
+        const t = performance.now();
+        const coded = encodeFeatures(enc.features, H, W, C, codec, { confidence: codec.selection ? this.confidence : undefined });
+        const header = this.header(link.agent, link.captureIndex, link.pose);
+        const message = encodeMessage('features', { header, grid: this.wireGrid, encoding: coded.header, payload: coded.payload });
+        bytes += message.byteLength;
+        const decoded = decodeMessage('features', message);
+        const out = decodeFeatures(decoded.payload, decoded.encoding ?? {}, { out: this.buffer(this.encoded, k + 1, size) });
+        features = out.features;
+        if (codec.selection) sent = out.mask;
+        if (hybrid) {
+          const list = encodeMessage('objects', {
+            header: this.header(link.agent, link.captureIndex, link.pose),
+            objects: detectionsToObjects(objectsOutsideSentCells(own, coded.mask, g), { positionConfidence: this.positionConfidence }),
+          });
+          bytes += list.byteLength;
+          objects = objectsToDetections(decodeMessage('objects', list).objects, link.toEgo);
+        }
+        addTimings(timings, { featureCodec: performance.now() - t });
+      }
+      const t = performance.now();
+      const w = warpToEgo(features, link.toEgo, g, this.buffer(this.warped, k + 1, size), this.buffer(this.masks, k + 1, H * W));
+      if (sent) restrictToSentCells(w.mask, sent, link.toEgo, g);
+      addTimings(timings, { warp: performance.now() - t });
+      received.push({ link, bytes, objects, features: w.features, mask: w.mask });
+    }
+    const used = this.choose(received, egoPose, info, frame.index);
+
+    const egoEnc = await this.encodeAgent(ego, this.buffer(this.encoded, 0, size));
+    addTimings(timings, egoEnc.timings);
+    droppedPillars += egoEnc.pillars.droppedPillars;
+    const aligned = [egoEnc.features, ...used.map((r) => r.features!)];
+    const masks: (Float32Array | null)[] = [null, ...used.map((r) => r.mask!)];
     let bev: Float32Array;
+    const method = hybrid ? (this.models.attention ? 'attention' : 'max') : this.mode;
     if (aligned.length === 1) {
       bev = aligned[0];
-    } else if (this.mode === 'attention') {
+    } else if (method === 'attention') {
       const r = await this.models.attention!.fuse(aligned, masks, this.fused);
-      add(r.timings);
+      addTimings(timings, r.timings);
       bev = r.fused;
     } else {
       const t = performance.now();
-      bev = maxFuse(aligned, masks, this.fused);
-      add({ fusion: performance.now() - t });
+      bev = method === 'mean' ? meanFuse(aligned, masks, this.fused) : maxFuse(aligned, masks, this.fused);
+      addTimings(timings, { fusion: performance.now() - t });
     }
     const result = await this.models.head!.detect(bev);
-    add(result.timings);
-    return { detections: result.detections, agents: agents.map((a) => a.agentId), timings, droppedPillars };
+    addTimings(timings, result.timings);
+    let detections = result.detections;
+    if (hybrid) {
+      const t = performance.now();
+      const late = used.map((r) => r.objects ?? []);
+      detections = this.opts.lateMerge === 'wbf'
+        ? weightedBoxFusion([detections, ...late], { iouThreshold: this.models.manifest.postprocess.nmsIouThreshold, range })
+        : mergeHybrid(detections, late, { iouThreshold: this.models.manifest.postprocess.nmsIouThreshold, range });
+      addTimings(timings, { lateFusion: performance.now() - t });
+    }
+    const bytes = codec ? Object.fromEntries(used.map((r) => [r.link.agent.agentId, r.bytes])) : undefined;
+    return { detections, agents: [ego.agentId, ...info.used], timings, ...(bytes ? { bytes } : {}), droppedPillars, links: info };
   }
 
   /** The header an agent's message carries (unsigned, send time not stamped): what its bytes are counted with. */
-  private header(frame: CooperativeFrame, agent: AgentFrame): HeaderInit {
-    const pose = matrixToPose(poseOf(agent, this.noisyPoses));
+  private header(agent: AgentFrame, captureIndex: number, pose: Mat4): HeaderInit {
     return {
       schemaVersion: SCHEMA_VERSION,
       senderId: agent.agentId,
       senderKind: agentKindToWire(agent.kind),
-      sequence: frame.index,
+      sequence: captureIndex,
       captureTimeNs: nsToWire(agent.timestampNs),
-      senderPose: pose,
+      senderPose: matrixToPose(pose),
       modelId: this.models.manifest.modelId,
     };
   }
 
-  /** Each agent → its agent frame → ego frame, through the poses the fusion node would know. */
-  private toEgo(agents: AgentFrame[]): Mat4[] {
-    const worldToEgo = invertRigid(poseOf(agents[0], this.noisyPoses));
-    return agents.map((a) => multiply(worldToEgo, poseOf(a, this.noisyPoses)));
+  /**
+   * A sender's object list of one frame, as the receiver decodes it (boxes in the sender's frame), and its bytes.
+   * Cached by sender and frame: compensation needs each list again as the "previous" one.
+   */
+  private async senderObjects(agent: AgentFrame, captureIndex: number, pose: Mat4, timings: Timings, dropped: { n: number }): Promise<{ objects: Detection[]; bytes: number }> {
+    const key = `${agent.agentId}@${captureIndex}`;
+    const hit = this.objectCache.get(key);
+    if (hit) return hit;
+    const [C, H, W] = featureShape(this.models.grid);
+    const enc = await this.models.lidar.encode(await agent.loadPoints(), { out: this.buffer(this.encoded, 0, C * H * W) });
+    addTimings(timings, enc.timings);
+    dropped.n += enc.pillars.droppedPillars;
+    const own = await this.models.head!.detect(enc.features);
+    addTimings(timings, own.timings);
+    const t = performance.now();
+    const message = encodeMessage('objects', {
+      header: this.header(agent, captureIndex, pose),
+      objects: detectionsToObjects(own.detections, { positionConfidence: this.positionConfidence }),
+    });
+    const identity = new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    const entry = { objects: objectsToDetections(decodeMessage('objects', message).objects, identity), bytes: message.byteLength };
+    addTimings(timings, { objectCodec: performance.now() - t });
+    // Only compensation reads a list twice; without it a cache would only hold memory.
+    if (this.opts.compensate && (this.opts.latencyMs ?? 0) > 0) {
+      this.objectCache.set(key, entry);
+      if (this.objectCache.size > OBJECT_CACHE) this.objectCache.delete(this.objectCache.keys().next().value!);
+    }
+    return entry;
   }
 
-  private async detectLate(frame: CooperativeFrame, egoId: string): Promise<CooperativeDetection> {
-    const agents = this.participants(frame, egoId);
-    const timings: CooperativeDetection['timings'] = {};
-    const add = (t: Record<string, number | undefined>) => {
-      for (const [k, v] of Object.entries(t)) (timings as Record<string, number>)[k] = ((timings as Record<string, number>)[k] ?? 0) + (v ?? 0);
-    };
-    const toEgo = this.toEgo(agents);
-    const bytes: Record<string, number> = {};
-    const perAgent: Detection[][] = [];
-    let droppedPillars = 0;
-    for (let k = 0; k < agents.length; k++) {
-      const enc = await this.models.lidar.encode(await agents[k].loadPoints());
-      add(enc.timings);
-      droppedPillars += enc.pillars.droppedPillars;
-      const own = await this.models.head!.detect(enc.features);
-      add(own.timings);
-      const t = performance.now();
-      const message = encodeMessage('objects', {
-        header: this.header(frame, agents[k]),
-        objects: detectionsToObjects(own.detections, { positionConfidence: this.positionConfidence }),
-      });
-      bytes[agents[k].agentId] = message.byteLength;
-      perAgent.push(objectsToDetections(decodeMessage('objects', message).objects, toEgo[k]));
-      add({ objectCodec: performance.now() - t });
+  private async detectLate(
+    frame: CooperativeFrame,
+    ego: AgentFrame,
+    links: Link[],
+    info: FrameLinks,
+    egoPose: Mat4,
+    worldToEgo: Mat4,
+    seq: CooperativeSequence | undefined,
+  ): Promise<CooperativeDetection> {
+    const timings: Timings = {};
+    const dropped = { n: 0 };
+    const received: Received[] = [];
+    const compensate = this.opts.compensate && (this.opts.latencyMs ?? 0) > 0;
+    const own = await this.senderObjects(ego, frame.index, egoPose, timings, dropped);
+    for (const link of links) {
+      const sent = await this.senderObjects(link.agent, link.captureIndex, link.pose, timings, dropped);
+      let objects = sent.objects.map((d) => ({ ...d, box: transformBox(link.toEgo, d.box) }));
+      if (compensate && seq && link.ageMs > 0 && link.captureIndex > 0) {
+        const prevFrame = await this.frameAt(seq, link.captureIndex - 1);
+        const prevAgent = prevFrame.agents.find((a) => a.agentId === link.agent.agentId);
+        if (prevAgent) {
+          const t = performance.now();
+          const prevPose = this.senderPose(prevAgent, prevFrame.index);
+          const prev = await this.senderObjects(prevAgent, prevFrame.index, prevPose, timings, dropped);
+          // Both lists in the ego frame of now, each through its own capture pose: a static frame, so the sender's
+          // own motion between them cancels and what is left is the objects' motion.
+          const prevToEgo = multiply(worldToEgo, prevPose);
+          const previous = prev.objects.map((d) => ({ ...d, box: transformBox(prevToEgo, d.box) }));
+          const dtPrev = Number(link.agent.timestampNs - prevAgent.timestampNs) / 1e9;
+          if (dtPrev > 0) objects = compensateLatency(previous, objects, dtPrev, link.ageMs / 1000);
+          addTimings(timings, { compensation: performance.now() - t });
+        }
+      }
+      received.push({ link, bytes: sent.bytes, objects });
     }
+    const used = this.choose(received, egoPose, info, frame.index);
+    const bytes: Record<string, number> = { [ego.agentId]: own.bytes };
+    for (const r of used) bytes[r.link.agent.agentId] = r.bytes;
     const t = performance.now();
     const g = this.models.grid;
-    const detections = fuseLate(perAgent[0], perAgent.slice(1), {
-      iouThreshold: this.models.manifest.postprocess.nmsIouThreshold,
-      range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax },
-    });
-    add({ lateFusion: performance.now() - t });
-    return { detections, agents: agents.map((a) => a.agentId), timings, bytes, droppedPillars };
+    const range = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax };
+    const iouThreshold = this.models.manifest.postprocess.nmsIouThreshold;
+    const lists = used.map((r) => r.objects!);
+    const detections = this.opts.lateMerge === 'wbf'
+      ? weightedBoxFusion([own.objects, ...lists], { iouThreshold, range })
+      : fuseLate(own.objects, lists, { iouThreshold, range });
+    addTimings(timings, { lateFusion: performance.now() - t });
+    return { detections, agents: [ego.agentId, ...info.used], timings, bytes, droppedPillars: dropped.n, links: info };
   }
 
-  private async detectEarly(frame: CooperativeFrame, egoId: string): Promise<CooperativeDetection> {
-    const agents = this.participants(frame, egoId);
+  private async detectEarly(frame: CooperativeFrame, ego: AgentFrame, links: Link[], info: FrameLinks, egoPose: Mat4): Promise<CooperativeDetection> {
     const [C, H, W] = featureShape(this.models.grid);
-    const timings: CooperativeDetection['timings'] = {};
-    const add = (t: Record<string, number | undefined>) => {
-      for (const [k, v] of Object.entries(t)) (timings as Record<string, number>)[k] = ((timings as Record<string, number>)[k] ?? 0) + (v ?? 0);
-    };
-    const toEgo = this.toEgo(agents);
-    const bytes: Record<string, number> = {};
-    const received: Float32Array[] = [];
-    let t = performance.now();
-    for (let k = 0; k < agents.length; k++) {
-      const points = await agents[k].loadPoints();
-      t = performance.now();
+    const timings: Timings = {};
+    const send = async (agent: AgentFrame, captureIndex: number, pose: Mat4): Promise<{ points: Float32Array; bytes: number }> => {
+      const points = await agent.loadPoints();
+      const t = performance.now();
       const enc = encodePoints(points, this.pointCodec);
-      const message = encodeMessage('points', { header: this.header(frame, agents[k]), encoding: enc.header, payload: enc.payload });
-      bytes[agents[k].agentId] = message.byteLength;
+      const message = encodeMessage('points', { header: this.header(agent, captureIndex, pose), encoding: enc.header, payload: enc.payload });
       const decoded = decodeMessage('points', message);
-      received.push(decodePoints(decoded.payload, decoded.encoding ?? {}).points);
-      add({ pointCodec: performance.now() - t });
+      const out = { points: decodePoints(decoded.payload, decoded.encoding ?? {}).points, bytes: message.byteLength };
+      addTimings(timings, { pointCodec: performance.now() - t });
+      return out;
+    };
+    const own = await send(ego, frame.index, egoPose);
+    const received: Received[] = [];
+    for (const link of links) {
+      const r = await send(link.agent, link.captureIndex, link.pose);
+      received.push({ link, bytes: r.bytes, points: r.points });
     }
-    t = performance.now();
-    const others: SenderPoints[] = received.slice(1).map((points, i) => ({ points, senderToEgo: toEgo[i + 1] }));
-    const total = mergedLength(received[0], others);
+    const used = this.choose(received, egoPose, info, frame.index);
+    const bytes: Record<string, number> = { [ego.agentId]: own.bytes };
+    for (const r of used) bytes[r.link.agent.agentId] = r.bytes;
+    const t = performance.now();
+    const others: SenderPoints[] = used.map((r) => ({ points: r.points!, senderToEgo: r.link.toEgo }));
+    const total = mergedLength(own.points, others);
     // One buffer kept across frames, grown with headroom: a frame with a few more points must not reallocate.
     if (this.merged.length < total) this.merged = new Float32Array(Math.ceil(total * 1.25));
-    const merged = mergePointClouds(received[0], others, this.merged);
-    add({ merge: performance.now() - t });
-    const enc = await this.earlyEncoder.encoderFor(agents.length).encode(merged, { out: this.buffer(this.encoded, 0, C * H * W) });
-    add(enc.timings);
+    const merged = mergePointClouds(own.points, others, this.merged);
+    addTimings(timings, { merge: performance.now() - t });
+    const enc = await this.earlyEncoder.encoderFor(1 + used.length).encode(merged, { out: this.buffer(this.encoded, 0, C * H * W) });
+    addTimings(timings, enc.timings);
     const result = await this.models.head!.detect(enc.features);
-    add(result.timings);
-    return { detections: result.detections, agents: agents.map((a) => a.agentId), timings, bytes, droppedPillars: enc.pillars.droppedPillars };
+    addTimings(timings, result.timings);
+    return { detections: result.detections, agents: [ego.agentId, ...info.used], timings, bytes, droppedPillars: enc.pillars.droppedPillars, links: info };
   }
 }

@@ -2,7 +2,7 @@
 import type { CooperativeSequence } from '../datasets/index.ts';
 import { type ClassAwareApAccumulator, type EvalRange, cooperativeGroundTruth } from '../eval/index.ts';
 import type { BevGrid } from '../perception/index.ts';
-import type { CooperativeDetector } from './cooperative-detector.ts';
+import type { CooperativeDetector, FrameLinks } from './cooperative-detector.ts';
 
 /** The evaluation range of a model: its BEV grid (with the grid's z bounds, as OpenCOOD clips to its lidar range). */
 export function gridEvalRange(g: BevGrid): EvalRange {
@@ -20,10 +20,13 @@ export interface SequenceRun {
   bytes: Record<string, number[]>;
   /** Occupied cells left without a pillar (maxPillars reached), summed over frames. */
   droppedPillars: number;
+  /** Per frame evaluated: its index, and which collaborators in range were fused or skipped and why. */
+  perFrame: ({ index: number } & FrameLinks)[];
 }
 
 /**
- * Detects every frame of `seq` in which `egoId` is present (the first `maxFrames`) and adds the detections and
+ * Detects every frame of `seq` in which `egoId` is present (`maxFrames` of them from `firstFrame`, default 0:
+ * a latency curve starts late enough that every latency has an earlier frame to send) and adds the detections and
  * OpenCOOD's cooperative ground truth, clipped to the model's grid, to `acc` (the caller's, so that several
  * sequences can share one).
  */
@@ -32,19 +35,21 @@ export async function evaluateSequence(
   detector: CooperativeDetector,
   egoId: string,
   acc: ClassAwareApAccumulator,
-  opts: { maxFrames?: number; onFrame?: () => void } = {},
+  opts: { maxFrames?: number; firstFrame?: number; onFrame?: () => void } = {},
 ): Promise<SequenceRun> {
   const evalRange = gridEvalRange(detector.models.grid);
-  const run: SequenceRun = { frames: 0, agents: 0, detections: 0, timings: {}, bytes: {}, droppedPillars: 0 };
-  const n = Math.min(seq.frameCount, opts.maxFrames ?? Infinity);
-  for (let i = 0; i < n; i++) {
+  const run: SequenceRun = { frames: 0, agents: 0, detections: 0, timings: {}, bytes: {}, droppedPillars: 0, perFrame: [] };
+  const first = opts.firstFrame ?? 0;
+  const n = Math.min(seq.frameCount, first + (opts.maxFrames ?? Infinity));
+  for (let i = first; i < n; i++) {
     const frame = await seq.frame(i);
     if (!frame.agents.some((a) => a.agentId === egoId)) continue;
-    const r = await detector.detectFrame(frame, egoId);
+    const r = await detector.detectFrame(frame, egoId, seq);
     acc.addFrame(r.detections, cooperativeGroundTruth(frame, egoId, { evalRange }));
     for (const [k, v] of Object.entries(r.timings)) (run.timings[k] ??= []).push(v as number);
     for (const [id, b] of Object.entries(r.bytes ?? {})) (run.bytes[id] ??= []).push(b);
     run.droppedPillars += r.droppedPillars;
+    run.perFrame.push({ index: frame.index, ...r.links });
     run.frames++;
     run.agents += r.agents.length;
     run.detections += r.detections.length;

@@ -1,14 +1,32 @@
 // The fusion stage's public face: aligning collaborators' BEV features with the ego grid, max fusion, and one
 // cooperative detection step (encode, align, fuse, head). Attention fusion runs the fusion_attention.onnx model
-// (FusionAttention in the perception stage). Late fusion (object lists, NMS) and early fusion (merged points).
+// (FusionAttention in the perception stage). Late fusion (object lists, NMS or weighted box fusion), early fusion
+// (merged points), hybrid (top-k features plus objects for the cells not sent), and what robustness needs: pose
+// noise, message loss, latency and its compensation, agent selection under a byte budget.
 export { type WarpResult, FusionInputError, maxFuse, warpToEgo } from './warp.ts';
 export {
   type CooperativeDetection,
   type CooperativeDetectorOptions,
+  type FrameLinks,
   type FusionMode,
+  type LateMerge,
   CooperativeDetector,
+  DEFAULT_HYBRID_CODEC,
   FusionConfigError,
 } from './cooperative-detector.ts';
+export { meanFuse } from './mean-fusion.ts';
+export { type WeightedBoxFusionOptions, weightedBoxFusion } from './wbf.ts';
+export { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
+export { type VelocityOptions, compensateLatency, delayedFrameIndex, estimateVelocities } from './latency.ts';
+export { type PoseNoise, type PoseNoiseStd, applyPoseNoise, keyedRng, messageLost, parsePoseNoise, samplePoseNoise } from './impairments.ts';
+export {
+  type AgentSelection,
+  type SelectionCandidate,
+  type SelectionOptions,
+  type SelectionSkipReason,
+  coverageFraction,
+  selectAgents,
+} from './selection.ts';
 export { type SequenceRun, evaluateSequence, gridEvalRange } from './evaluate.ts';
 export {
   type BevRange,

@@ -28,8 +28,10 @@ export {
   scatterToBev,
 } from './pillarize.ts';
 export {
+  type ExportCameraOptions,
   type ExportTrainingOptions,
   type ExportTrainingSummary,
+  type ShardCameraLayout,
   type ShardAgent,
   type ShardArray,
   type ShardDType,
@@ -66,8 +68,10 @@ export {
 } from './decode.ts';
 export { DEFAULT_NMS_IOU_THRESHOLD, nmsPerClass, rotatedNms } from './nms.ts';
 export {
+  type CameraModelSettings,
   type ChannelReductionEntry,
   type ModelFileEntry,
+  type MotionPredictorEntry,
   type ModelRole,
   type PerceptionManifest,
   type PostprocessSettings,
@@ -136,3 +140,19 @@ export {
   loadCameraTensor,
   readImageSize,
 } from './camera-image.ts';
+export {
+  type CameraEncoding,
+  type CameraStageTimings,
+  CameraEncoder,
+  DEFAULT_CAMERA_INPUT,
+  NoCameraError,
+} from './camera-encoder.ts';
+export {
+  type AgentEncoding,
+  type FleetModality,
+  type FleetPlanOptions,
+  type SensorModality,
+  AgentSensorEncoder,
+  FLEET_MODALITIES,
+  planFleet,
+} from './sensor-fusion.ts';

@@ -17,13 +17,19 @@
 //     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "..." },
 //     "detection_head":   { ... },                     // optional
 //     "fusion_attention": { ... },                     // optional
-//     "camera_encoder":   { ... },                     // optional, later
+//     "camera_backbone":  { ... },                     // optional, with camera_lift and "camera" below:
+//     "camera_lift":      { ... },                     //   images → image features → BEV features
 //     "channel_reduction": {                           // optional: learned channel reduction, codec stage c<ratio>
 //       "16": { "encoder": { "file": "channel_encoder_c16.onnx", "sha256": "..." },   // [1, C, H, W] → [1, C/16, H, W]
 //               "decoder": { "file": "channel_decoder_c16.onnx", "sha256": "..." } }, // and back
 //       ...
-//     }
-//   }
+//     },
+//     "motion_predictor": { "file": "predictor.onnx", "sha256": "...", "modelId": "...",   // optional: src/prediction's
+//       "rateHz": 10, "historySteps": 10, "horizonSteps": 30, "modes": 6,              // learned predictor, its
+//       "agentClasses": ["vehicle", ...], "inputs": [...], "outputs": [...], "training": {...}, "metrics": {...} }   // card
+//   },
+//   "camera": { "width": 256, "height": 192, "heights": [-1.7, ...], "minDepth": 0.5,   // with the camera models:
+//               "mean": [r, g, b], "std": [r, g, b], "lidarFusion": "max" }          // their input contract
 // }
 // Unknown top-level keys are allowed (a model card, training metadata); unknown keys inside the parts the runtime
 // reads are refused, because a misspelt field there would silently fall back to a default.
@@ -45,7 +51,7 @@ export const DEFAULT_POSTPROCESS: Readonly<PostprocessSettings> = Object.freeze(
   preNmsTopK: 1000,
 });
 
-export const MODEL_ROLES = ['lidar_pfn', 'lidar_backbone', 'detection_head', 'fusion_attention', 'camera_encoder'] as const;
+export const MODEL_ROLES = ['lidar_pfn', 'lidar_backbone', 'detection_head', 'fusion_attention', 'camera_backbone', 'camera_lift'] as const;
 export type ModelRole = (typeof MODEL_ROLES)[number];
 
 /** A manifest the runtime cannot use; `field` is the dotted path inside it ('' for the file as a whole). */
@@ -85,6 +91,22 @@ export interface ChannelReductionEntry {
   decoder: ModelFileEntry;
 }
 
+/**
+ * The camera models' input contract (manifest `camera`): the image tensor size, the heights (LiDAR frame, m)
+ * sampled in every BEV pillar, the lift's minimum depth, the per-channel normalisation, and how an agent with
+ * LiDAR and cameras combines the two feature maps.
+ */
+export interface CameraModelSettings {
+  width: number;
+  height: number;
+  heights: number[];
+  minDepth: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** 'max': element-wise max of the LiDAR and camera BEV features (both non-negative). */
+  lidarFusion: 'max';
+}
+
 export interface PerceptionManifest {
   /** Absolute path of the manifest file. */
   source: string;
@@ -98,6 +120,22 @@ export interface PerceptionManifest {
   models: Partial<Record<ModelRole, ModelFileEntry>> & Record<'lidar_pfn' | 'lidar_backbone', ModelFileEntry>;
   /** The channel-reduction pairs (models.channel_reduction), by increasing ratio; empty when the manifest has none. */
   channelReduction: ChannelReductionEntry[];
+  /** Present when the manifest ships the camera models (camera_backbone, camera_lift). */
+  camera?: CameraModelSettings;
+  /** models.motion_predictor, when the manifest ships a learned motion predictor. */
+  motionPredictor?: MotionPredictorEntry;
+}
+
+/** The learned motion predictor's file and contract (models/README.md, src/prediction). */
+export interface MotionPredictorEntry extends ModelFileEntry {
+  modelId?: string;
+  /** Rate of the history steps and the predicted waypoints, Hz. */
+  rateHz: number;
+  historySteps: number;
+  horizonSteps: number;
+  modes: number;
+  /** The one-hot order of the model's agent_class input. */
+  agentClasses: ObjectClass[];
 }
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
@@ -144,7 +182,24 @@ const manifestSchema = z.looseObject({
       lidar_backbone: modelFileSchema,
       detection_head: modelFileSchema.optional(),
       fusion_attention: modelFileSchema.optional(),
-      camera_encoder: modelFileSchema.optional(),
+      camera_backbone: modelFileSchema.optional(),
+      camera_lift: modelFileSchema.optional(),
+      motion_predictor: modelFileSchema
+        .extend({
+          modelId: z.string().min(1).optional(),
+          rateHz: positive,
+          historySteps: positiveInt,
+          horizonSteps: positiveInt,
+          modes: positiveInt,
+          agentClasses: z.array(objectClass).min(1),
+          // The model card: tensor shapes, training data, measured metrics (not read by the runtime).
+          inputs: z.array(z.unknown()).optional(),
+          outputs: z.array(z.unknown()).optional(),
+          training: z.record(z.string(), z.unknown()).optional(),
+          metrics: z.record(z.string(), z.unknown()).optional(),
+        })
+        .strict()
+        .optional(),
       channel_reduction: z
         .record(
           z.string().regex(/^[1-9]\d*$/, 'must be the reduction ratio as a whole number, e.g. "16"'),
@@ -153,6 +208,18 @@ const manifestSchema = z.looseObject({
         .optional(),
     })
     .strict(),
+  camera: z
+    .object({
+      width: positiveInt,
+      height: positiveInt,
+      heights: z.array(finite).min(1),
+      minDepth: finite.refine((v) => v >= 0, 'must be ≥ 0'),
+      mean: z.tuple([finite, finite, finite]),
+      std: z.tuple([positive, positive, positive]),
+      lidarFusion: z.literal('max'),
+    })
+    .strict()
+    .optional(),
 });
 
 function fieldPath(p: readonly PropertyKey[]): string {
@@ -212,6 +279,12 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     channelReduction.push({ ratio, reducedChannels: grid.channels / ratio, encoder: file(pair.encoder), decoder: file(pair.decoder) });
   }
   channelReduction.sort((a, b) => a.ratio - b.ratio);
+  // The camera models are only usable together and with their input contract.
+  const cameraParts = [m.models.camera_backbone, m.models.camera_lift, m.camera];
+  if (cameraParts.some(Boolean) && !cameraParts.every(Boolean)) {
+    const missing = !m.models.camera_backbone ? 'models.camera_backbone' : !m.models.camera_lift ? 'models.camera_lift' : 'camera';
+    throw new ManifestError(source, missing, 'missing: camera_backbone, camera_lift and camera come together');
+  }
   return {
     source: path.resolve(source),
     formatVersion: m.formatVersion,
@@ -223,6 +296,20 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     postprocess: { ...DEFAULT_POSTPROCESS, ...m.postprocess },
     models: models as PerceptionManifest['models'],
     channelReduction,
+    ...(m.models.motion_predictor ? { motionPredictor: motionPredictorEntry(m.models.motion_predictor, dir) } : {}),
+    ...(m.camera ? { camera: { ...m.camera, heights: [...m.camera.heights], mean: [...m.camera.mean], std: [...m.camera.std] } } : {}),
+  };
+}
+
+function motionPredictorEntry(
+  e: { file: string; sha256: string; modelId?: string; rateHz: number; historySteps: number; horizonSteps: number; modes: number; agentClasses: ObjectClass[] },
+  dir: string,
+): MotionPredictorEntry {
+  const { file, sha256, modelId, rateHz, historySteps, horizonSteps, modes, agentClasses } = e;
+  return {
+    file, path: path.resolve(dir, file), sha256: sha256.toLowerCase(),
+    ...(modelId ? { modelId } : {}),
+    rateHz, historySteps, horizonSteps, modes, agentClasses: [...agentClasses],
   };
 }
 

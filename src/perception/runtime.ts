@@ -39,7 +39,10 @@ export type DeviceOption = 'cpu' | 'cuda' | 'auto';
 export type ExecutionProviderName = 'cpu' | 'cuda';
 export const DEVICE_OPTIONS: readonly DeviceOption[] = ['cpu', 'cuda', 'auto'];
 
-export type PerceptionStage = 'pillarise' | 'pfn' | 'scatter' | 'backbone' | 'reduce' | 'expand' | 'fusion' | 'head' | 'decode' | 'nms';
+export type PerceptionStage =
+  | 'pillarise' | 'pfn' | 'scatter' | 'backbone' | 'reduce' | 'expand' | 'fusion' | 'head' | 'decode' | 'nms'
+  // camera encoder (camera-encoder.ts) and the LiDAR + camera combination of one agent (sensor-fusion.ts)
+  | 'cameraImages' | 'cameraGrid' | 'cameraBackbone' | 'cameraLift' | 'sensorFusion';
 /** Milliseconds per stage; each result carries the stages it ran. */
 export type StageTimings = Partial<Record<PerceptionStage, number>>;
 

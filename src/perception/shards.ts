@@ -23,6 +23,13 @@
 //   gt_points       int32   [G, K]     points of agent k inside box g among those within the grid's range (what
 //                                      its pillars can show); lets training ignore boxes nobody in the sample saw
 // Ground-truth ids are strings (CARLA actor ids, DAIR track ids): they live in the sample's JSON entry (`gtIds`).
+// With ExportTrainingOptions.cameras, per agent k also (N_k = the agent's cameras, in the dataset's order; Z heights):
+//   images_k        float16 [N_k, 3, Hc, Wc]         loadCameraBatch's tensors (camera-image.ts: sharp resize, RGB,
+//                                                    normalised), exactly what the runtime feeds the camera model
+//   sampling_grid_k float16 [N_k, Z, H·W, 2]         computeSamplingGrid (camera-lift.ts) from the agent's
+//                                                    calibration: the geometry stays in TypeScript
+//   camera_valid_k  uint8   [N_k, Z, H·W]            its validity mask
+// float16 puts a grid coordinate at most 2.4e-4 off (0.1 px of an 800-px image): far below the feature stride.
 //
 // Why float16 for the features: it halves the shards (a few GB for a training set) and its error is at most half
 // a unit in the last place: 1.6 cm on |x|, |y| ∈ [32, 51.2) m, ≤ 0.4 mm on the sub-metre offsets that carry the
@@ -35,6 +42,8 @@ import type { AgentFrame, AgentKind, CooperativeFrame, Dataset, ObjectClass } fr
 import { type EvalGroundTruthBox, type EvalRange, cooperativeGroundTruth } from '../eval/index.ts';
 import { type AnchorClassSpec, DEFAULT_ANCHORS } from './anchors.ts';
 import { type BevGrid, DEFAULT_BEV_GRID, validateGrid } from './grid.ts';
+import { computeSamplingGrid, DEFAULT_MIN_DEPTH } from './camera-lift.ts';
+import { IMAGENET_MEAN, IMAGENET_STD, completeImageSizes, loadCameraBatch } from './camera-image.ts';
 import { PILLAR_FEATURE_COUNT, PILLAR_FEATURE_NAMES, type PillarBatch, Pillarizer } from './pillarize.ts';
 
 export const SHARD_FORMAT = 'v2xfuse-training-shards';
@@ -69,6 +78,8 @@ export interface ShardAgent {
   distanceM: number;
   /** Added to the z of this agent's points before pillarising (ExportTrainingOptions.zOffsetByKind). */
   zOffsetM: number;
+  /** With camera export: the agent's camera names, in the order of images_k / sampling_grid_k. */
+  cameras?: string[];
 }
 
 export interface ShardSample {
@@ -108,7 +119,30 @@ export interface ShardIndex {
   /** The detection head's anchors the shards propose to the trainer (anchors.ts DEFAULT_ANCHORS, the contract's). */
   anchors: AnchorClassSpec[];
   endianness: 'little';
+  /** Present when the export holds camera inputs (ExportTrainingOptions.cameras). */
+  camera?: ShardCameraLayout;
   samples: ShardSample[];
+}
+
+/** How the camera inputs were made: the camera model's input size, the lift's heights, the normalisation. */
+export interface ShardCameraLayout {
+  width: number;
+  height: number;
+  heights: number[];
+  minDepth: number;
+  mean: number[];
+  std: number[];
+  dtype: 'float16';
+}
+
+export interface ExportCameraOptions {
+  /** Size of the image tensors (the camera model's input). */
+  width: number;
+  height: number;
+  /** z values (LiDAR frame) sampled in every BEV pillar. */
+  heights: readonly number[];
+  /** Default DEFAULT_MIN_DEPTH. */
+  minDepth?: number;
 }
 
 export interface ExportTrainingOptions {
@@ -126,6 +160,11 @@ export interface ExportTrainingOptions {
    * agent must apply the same shift. Default: none.
    */
   zOffsetByKind?: Partial<Record<AgentKind, number>>;
+  /**
+   * Also write each agent's camera images and sampling grids (the camera encoder's inputs; see the header). Agents
+   * without cameras get N_k = 0.
+   */
+  cameras?: ExportCameraOptions;
   /** Replace an existing export in outDir (its index.json and samples/). */
   overwrite?: boolean;
   onProgress?: (doneFrames: number, totalFrames: number, scenario: string) => void;
@@ -239,6 +278,29 @@ interface AgentPillars {
   /** The agent's points within the grid's range (its own frame, unshifted), for counting points inside boxes. */
   visible: Float32Array;
   arrays: { points: ShardArray; numPoints: ShardArray; coords: ShardArray };
+  cameras?: { names: string[]; images: ShardArray; grid: ShardArray; valid: ShardArray };
+}
+
+const toFloat16Array = (values: Float32Array): Uint16Array => {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = toFloat16Bits(values[i]);
+  return out;
+};
+
+/** An agent's camera inputs, as the runtime's camera encoder computes them, added to `builder`. */
+async function addCameraArrays(agent: AgentFrame, grid: BevGrid, cam: ExportCameraOptions, builder: SampleFileBuilder): Promise<NonNullable<AgentPillars['cameras']>> {
+  const cameras = await completeImageSizes(agent.cameras);
+  const images = await loadCameraBatch(cameras, { width: cam.width, height: cam.height });
+  const lift = computeSamplingGrid(cameras, grid, { heights: cam.heights, imageWidth: cam.width, imageHeight: cam.height, minDepth: cam.minDepth });
+  const n = cameras.length;
+  const valid = new Uint8Array(lift.valid.length);
+  for (let i = 0; i < valid.length; i++) valid[i] = lift.valid[i];
+  return {
+    names: cameras.map((c) => c.name),
+    images: builder.add('images', 'float16', [n, 3, cam.height, cam.width], asBytes(toFloat16Array(images))),
+    grid: builder.add('sampling_grid', 'float16', [...lift.gridDims], asBytes(toFloat16Array(lift.grid))),
+    valid: builder.add('camera_valid', 'uint8', [...lift.validDims], valid),
+  };
 }
 
 function shiftZ(cloud: Float32Array, offset: number): Float32Array {
@@ -287,6 +349,15 @@ export async function exportTrainingShards(dataset: Dataset, outDir: string, opt
     if (!Number.isFinite(offset)) throw new ShardExportError('zOffsetByKind', `${kind}: must be a finite number of metres, got ${offset}`);
   }
   const zOffsetOf = (kind: AgentKind): number => opts.zOffsetByKind?.[kind] ?? 0;
+  const cameraOpts = opts.cameras;
+  if (cameraOpts) {
+    for (const f of ['width', 'height'] as const) {
+      if (!Number.isInteger(cameraOpts[f]) || cameraOpts[f] < 1) throw new ShardExportError(`cameras.${f}`, `must be a positive integer, got ${cameraOpts[f]}`);
+    }
+    if (cameraOpts.heights.length === 0 || !cameraOpts.heights.every(Number.isFinite)) {
+      throw new ShardExportError('cameras.heights', `need one or more finite heights (m), got [${cameraOpts.heights.join(', ')}]`);
+    }
+  }
 
   const indexPath = path.join(outDir, 'index.json');
   const samplesDir = path.join(outDir, 'samples');
@@ -352,6 +423,7 @@ export async function exportTrainingShards(dataset: Dataset, outDir: string, opt
             numPoints: builder.add('num_points', 'uint8', [packed.pillars], asBytes(packed.numPoints)),
             coords: builder.add('coords', 'int16', [packed.pillars, 2], asBytes(packed.coords)),
           },
+          cameras: cameraOpts ? await addCameraArrays(agent, grid, cameraOpts, builder) : undefined,
         };
         pillarsByAgent.set(agent.agentId, entry);
         sumPillars += packed.pillars;
@@ -372,6 +444,10 @@ export async function exportTrainingShards(dataset: Dataset, outDir: string, opt
           const toEgo = agent === ego ? identity() : relativeTransform(agent.lidarToWorld, ego.lidarToWorld);
           agentToEgo.push(toEgo);
           arrays.push(builder.add(`agent_to_ego_${k}`, 'float32', [4, 4], asBytes(Float32Array.from(toEgo))));
+          const cams = pillars.cameras;
+          if (cams) {
+            arrays.push({ ...cams.images, name: `images_${k}` }, { ...cams.grid, name: `sampling_grid_${k}` }, { ...cams.valid, name: `camera_valid_${k}` });
+          }
           agents.push({
             id: agent.agentId,
             kind: agent.kind,
@@ -381,6 +457,7 @@ export async function exportTrainingShards(dataset: Dataset, outDir: string, opt
             droppedPoints: pillars.droppedPoints,
             distanceM: planeDistance(agent.lidarToWorld, ego.lidarToWorld),
             zOffsetM: zOffsetOf(agent.kind),
+            ...(pillars.cameras ? { cameras: pillars.cameras.names } : {}),
           });
         }
 
@@ -444,6 +521,19 @@ export async function exportTrainingShards(dataset: Dataset, outDir: string, opt
     classes: [...SHARD_CLASSES],
     anchors: DEFAULT_ANCHORS.map((a) => ({ ...a, yaws: [...a.yaws] })),
     endianness: 'little',
+    ...(cameraOpts
+      ? {
+          camera: {
+            width: cameraOpts.width,
+            height: cameraOpts.height,
+            heights: [...cameraOpts.heights],
+            minDepth: cameraOpts.minDepth ?? DEFAULT_MIN_DEPTH,
+            mean: [...IMAGENET_MEAN],
+            std: [...IMAGENET_STD],
+            dtype: 'float16' as const,
+          },
+        }
+      : {}),
     samples,
   };
   await writeFile(indexPath, JSON.stringify(index));

@@ -23,7 +23,7 @@ import { type DeviceOption, PerceptionModels, featureShape } from '../perception
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { replayAgentFrames } from './replay.ts';
-import { agentTopic } from './topics.ts';
+import { agentTopic, replayTickTopic } from './topics.ts';
 
 export type AgentFusionMode = 'intermediate' | 'late' | 'early';
 export const AGENT_FUSION_MODES: readonly AgentFusionMode[] = ['intermediate', 'late', 'early'];
@@ -53,6 +53,9 @@ export interface AgentNodeOptions {
   /** Feature codec (intermediate) or point codec (early); objects (late) need none. */
   codec?: string;
   rateHz: number;
+  /** Take frame i only once the replay clock (replayTickTopic, published by `v2xfuse run`) says i: every agent
+   * captures "at the same time", as synchronised sensors do. With rateHz 0. */
+  lockstep?: boolean;
   /** Capture time of the sequence's first frame; shared by every agent of a run. Default: now. */
   epochNs?: bigint;
   maxFrames?: number;
@@ -214,12 +217,41 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       (summary.messageBytes[kind] ??= []).push(bytes.byteLength);
       bytesPublished += bytes.byteLength;
     };
+    // Lockstep: the newest frame index the replay clock allows, and who waits for it.
+    let tick = -1;
+    let tickWaiter: (() => void) | undefined;
+    if (o.lockstep) {
+      const tickTopic = replayTickTopic(o.session);
+      link.onMessage((topic, payload) => {
+        if (topic !== tickTopic) return;
+        const n = Number(new TextDecoder().decode(payload));
+        if (Number.isInteger(n) && n > tick) {
+          tick = n;
+          tickWaiter?.();
+        }
+      });
+      await link.subscribe(tickTopic, 1);
+    }
+    const waitForTick = (index: number) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (tick >= index || o.signal?.aborted) {
+            tickWaiter = undefined;
+            resolve();
+          }
+        };
+        tickWaiter = check;
+        o.signal?.addEventListener('abort', check, { once: true });
+        check();
+      });
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_STARTING, `${ds.format} ${seq.name}`), true);
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
 
     const total = Math.min(seq.frameCount, o.maxFrames ?? Infinity);
     let done = 0;
     for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal })) {
+      if (o.lockstep) await waitForTick(f.index);
+      if (o.signal?.aborted) break;
       const startWall = epochNowNs();
       let t = performance.now();
       const points = await f.agent.loadPoints();

@@ -13,6 +13,7 @@ export {
   fusionResultTopic,
   fusionResultsFilter,
   parseTopic,
+  replayTickTopic,
   type AgentTopicKind,
   type FusionTopicKind,
   type ParsedTopic,

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../eval/index.ts';
 import { gridEvalRange } from '../fusion/index.ts';
-import { type FusionResult, type TrustedKey, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson } from '../messages/index.ts';
+import { type FusionResult, type TrustedKey, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson, wire } from '../messages/index.ts';
 import { loadManifest } from '../perception/index.ts';
 import type { AgentNodeSummary } from './agent-node.ts';
 import { startEmbeddedBroker } from './broker.ts';
@@ -19,7 +19,7 @@ import type { FusionNodeSummary, NodeFusionMode } from './fusion-node.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { type RunReport, buildRunReport } from './report.ts';
-import { fusionResultsFilter } from './topics.ts';
+import { agentKindFilter, fusionResultsFilter, parseTopic, replayTickTopic } from './topics.ts';
 
 /** Paced replay: time for the agent processes to start and load their models before frame 0 is due. */
 const PACED_START_DELAY_NS = 8_000_000_000n;
@@ -35,7 +35,9 @@ export interface RunOptions {
   codec?: string;
   /** 'embedded' starts an aedes broker in this process on a free loopback port. */
   broker: string;
-  /** Replay rate, Hz; 0 = as fast as the machine goes (the default: CPU encoders are slower than 10 Hz). */
+  /** Replay rate, Hz. 0 (the default: CPU encoders are slower than 10 Hz) = lockstep as fast as the machine goes:
+   * every agent takes frame i when the run's replay clock says i, and frame i + 1 when the fusion node has
+   * answered frame i, so latency is per frame (synchronised sensors), not per queue. */
   rateHz: number;
   maxFrames?: number;
   models: string;
@@ -137,10 +139,17 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   let results: MqttLink | undefined;
   try {
     // The evaluator subscribes first: nothing the fusion node publishes is missed.
+    // It also follows the agents' status, to start a lockstep replay once every agent is running.
     const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint }>();
+    const running = new Set<string>();
     results = await MqttLink.connect({ url: brokerUrl, clientId: `v2xfuse-run-${session}` });
-    results.onMessage((_topic, payload, arrivalNs) => {
+    results.onMessage((topic, payload, arrivalNs) => {
+      const parsed = parseTopic(topic);
       try {
+        if (parsed?.role === 'agent') {
+          if (decodeMessage('status', payload).state === wire.AgentState.AGENT_STATE_RUNNING) running.add(parsed.id);
+          return;
+        }
         const r = decodeMessage('result', payload);
         received.set(nsFromWire(r.header?.captureTimeNs), { result: r, arrivalNs });
         o.onProgress?.(received.size, frames);
@@ -148,7 +157,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         log(`evaluator: ${(err as Error).message}`);
       }
     });
-    await results.subscribe([fusionResultsFilter(session)], 0);
+    await results.subscribe([fusionResultsFilter(session), agentKindFilter(session, 'status')], 1);
 
     // Signing: one fresh key per agent, and the trust list the fusion node checks them against.
     const keyArgs = new Map<string, string[]>();
@@ -183,6 +192,16 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     // One epoch for every agent: the same dataset frame carries the same capture time in all their messages.
     // Paced replay starts a little later so that every agent has loaded its models by the first frame.
     const epochNs = epochNowNs() + (o.rateHz > 0 ? PACED_START_DELAY_NS : 0n);
+    // As fast as possible = lockstep: the ego's frames, with the capture times its agent will stamp (replay.ts).
+    const lockstep = o.rateHz === 0;
+    const schedule: { index: number; captureNs: bigint }[] = [];
+    if (lockstep) {
+      const t0 = (await seq.frame(0)).timestampNs;
+      for (let i = 0; i < frames; i++) {
+        const ego = (await seq.frame(i)).agents.find((a) => a.agentId === egoId);
+        if (ego) schedule.push({ index: i, captureNs: epochNs + BigInt(Math.round(Number(ego.timestampNs - t0))) });
+      }
+    }
     const agentMode = o.mode === 'none' ? 'intermediate' : o.mode;
     const agentSummaries = new Map<string, string>();
     for (const id of [egoId, ...collaborators]) {
@@ -194,11 +213,37 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         startChild(`agent ${id}`, [
           'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', agentMode,
           ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), '--epoch-ns', epochNs.toString(),
+          ...(lockstep ? ['--lockstep'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
           '--threads', String(o.threads ?? 1), '--summary', summaryPath, ...(keyArgs.get(id) ?? []),
         ], log),
       );
+    }
+
+    if (lockstep) {
+      // The replay clock: frame i for every agent at once; the next frame when the fusion node has answered.
+      const failure = () => children.find((c) => c.proc.exitCode !== null && c.proc.exitCode !== 0);
+      const waitFor = async (done: () => boolean, timeoutMs: number) => {
+        const until = performance.now() + timeoutMs;
+        while (!done()) {
+          const failed = failure();
+          if (failed) throw new RunError(`${failed.name} failed: ${lastLine(failed.stderr) || 'no output'}`);
+          if (performance.now() > until) return false;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return true;
+      };
+      const agentIds = [egoId, ...collaborators];
+      if (!(await waitFor(() => agentIds.every((id) => running.has(id)), 120_000))) {
+        throw new RunError(`agents not running after 120 s: ${agentIds.filter((id) => !running.has(id)).join(', ')}`);
+      }
+      const tickTopic = replayTickTopic(session);
+      for (const f of schedule) {
+        await results.publish(tickTopic, new TextEncoder().encode(String(f.index)), { qos: 1, retain: true });
+        // A frame the fusion node never answers (it failed on it) must not stall the replay for good.
+        await waitFor(() => received.has(f.captureNs), deadlineMs + 60_000);
+      }
     }
 
     const codes = await Promise.all(children.map((c) => c.exited));

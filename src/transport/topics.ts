@@ -93,6 +93,16 @@ const ROOT_LEVELS = TOPIC_ROOT.split('/');
  * number of levels, an unknown role or kind, an invalid segment). Receivers use it to route and to learn the sender
  * id the broker vouched for.
  */
+/**
+ * The replay clock of a lockstep replay (`v2xfuse run` as fast as possible): the frame index every agent may
+ * process next, as decimal text, retained. Not part of the V2X protocol: a test harness's metronome, so that all
+ * agents capture "at once" as synchronised sensors do, and latency is measured per frame instead of per queue.
+ */
+export function replayTickTopic(session: string): string {
+  assertTopicSegment('session', session);
+  return `${TOPIC_ROOT}/${session}/replay/tick`;
+}
+
 export function parseTopic(topic: string): ParsedTopic | undefined {
   const levels = topic.split('/');
   if (levels.length !== ROOT_LEVELS.length + 4) return undefined;

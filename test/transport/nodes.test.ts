@@ -140,8 +140,9 @@ test('a broker that goes away: agent and fusion node reconnect to its successor 
     // Frame 0 before the restart; frame 2 (4 s later) after it. Frame 1 may fall in the gap: QoS 0, not queued.
     assert.ok(f.framesFused >= 2, `fused ${f.framesFused}`);
     assert.ok(fused.length >= 2 && fused[fused.length - 1] > fused[0]);
-    // Nothing refused: the agent's status messages carry the time they were made, not a frame's capture time.
-    assert.deepEqual(f.dropped, {});
+    // The agent's status messages carry the time they were made, not a frame's capture time 4 s ahead. (A frame
+    // may still be 'stale' on a loaded machine: more than 1 s from capture to arrival.)
+    assert.equal(f.dropped.future, undefined);
   } finally {
     controller.abort();
     await broker.close();

@@ -384,5 +384,132 @@ class EndToEndTest(unittest.TestCase):
             self.assertEqual(steps[-1]["step"], 6)
 
 
+class CameraLiftTest(unittest.TestCase):
+    """The lift's tensor plumbing: a sample lands in the cell its grid entry belongs to, under the channel
+    (feature c, height z) -> c * Z + z, invalid samples and cameras that do not see a cell stay out of its mean."""
+
+    def test_a_sampled_pixel_lands_in_its_cell_and_cameras_are_averaged(self):
+        from camera_model import CameraLift  # noqa: E402
+
+        grid = Grid.from_json({**GRID_JSON, "xMin": -3.2, "xMax": 3.2, "yMin": -3.2, "yMax": 3.2})  # 8 x 8 cells
+        cf, z, h, w = 3, 2, 6, 10
+        lift = CameraLift(grid, image_channels=cf, heights=z, channels=4)
+        feats = torch.zeros(2, cf, h, w)
+        feats[0, :, 2, 7] = torch.tensor([1.0, 2.0, 3.0])  # camera 0, pixel (row 2, col 7)
+        feats[1, :, 4, 1] = torch.tensor([3.0, 4.0, 5.0])  # camera 1, pixel (row 4, col 1)
+        sgrid = torch.full((2, z, 64, 2), -2.0)
+        valid = torch.zeros(2, z, 64)
+
+        def at(cam, k, cell, row, col):
+            # align_corners=False: pixel i's centre is at (2i + 1) / size - 1.
+            sgrid[cam, k, cell] = torch.tensor([(2 * col + 1) / w - 1, (2 * row + 1) / h - 1])
+            valid[cam, k, cell] = 1
+
+        at(0, 1, 5 * 8 + 3, 2, 7)  # cell (row 5, col 3), height 1: camera 0 only
+        at(0, 0, 9, 2, 7)  # cell 9, height 0: both cameras -> their mean
+        at(1, 0, 9, 4, 1)
+        sgrid[1, 1, 20] = torch.tensor([0.0, 0.0])  # a grid entry marked invalid must not count
+        out = lift.lift(feats, sgrid, valid)[0]  # [cf * z + z, 8, 8]
+        self.assertEqual(tuple(out.shape), (cf * z + z, 8, 8))
+        torch.testing.assert_close(out[[c * z + 1 for c in range(cf)], 5, 3], torch.tensor([1.0, 2.0, 3.0]))
+        torch.testing.assert_close(out[[c * z + 0 for c in range(cf)], 1, 1], torch.tensor([2.0, 3.0, 4.0]))
+        self.assertEqual(float(out[:cf * z].abs().sum()), 6.0 + 9.0)
+        seen = out[cf * z:]
+        self.assertEqual(seen[1, 5, 3].item(), 1.0)
+        self.assertEqual(seen[0, 1, 1].item(), 1.0)
+        self.assertEqual(float(seen.sum()), 2.0)  # cell 20 (marked invalid) is not seen
+        self.assertEqual(tuple(lift(feats, sgrid, valid).shape), (1, 4, 8, 8))
+
+
+@unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
+class CameraEndToEndTest(unittest.TestCase):
+    def test_camera_shards_train_export_install(self):
+        """Simulated cameras -> export-training --cameras (images and sampling grids from TypeScript) -> a 1-step
+        LiDAR detector as the frozen teacher -> train_camera.py --quick -> ONNX verified in onnxruntime-node ->
+        installed into the run's manifest and read back by src/perception/manifest.ts."""
+        with tempfile.TemporaryDirectory(prefix="v2xfuse-camera-smoke-") as tmp:
+            seq = os.path.join(tmp, "fixture-s5")
+            shards = os.path.join(tmp, "shards")
+            for argv in (["simulate", "--scenario", "fixture", "--frames", "2", "--seed", "5", "--out", seq],
+                         ["export-training", seq, "--out", shards, "--ego", "all", "--cameras", "--json"]):
+                r = subprocess.run(["node", "--import", "tsx", "src/cli/main.ts", *argv], cwd=ROOT, capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+            from train_camera import CameraShards  # noqa: E402
+            cs = CameraShards(shards)
+            self.assertEqual(len(cs), 4)  # 2 frames x 2 vehicles (the RSU ego is not a training sample)
+            sample, images, sgrid, valid = cs.read(0)
+            self.assertEqual(images.shape, (4, 3, 192, 256))
+            self.assertEqual(sgrid.shape, (4, 4, 128 * 128, 2))
+            self.assertEqual(valid.shape, (4, 4, 128 * 128))
+            # valid <-> inside the image; invalid entries are -2 (camera-lift.ts INVALID_SAMPLE)
+            inside = (np.abs(sgrid) <= 1).all(axis=-1)
+            np.testing.assert_array_equal(inside, valid > 0)
+            self.assertTrue((sgrid[valid == 0] == -2).all())
+            self.assertGreater(valid.mean(), 0.05)
+
+            import train  # noqa: E402
+            run = os.path.join(tmp, "run")
+            self.assertEqual(train.main(["--shards", shards, "--out", run, "--max-steps", "1", "--threads", "1", "--seed", "3"]), 0)
+            import train_camera  # noqa: E402
+            cam_run = os.path.join(tmp, "camera")
+            code = train_camera.main(["--checkpoint", os.path.join(run, "checkpoint-last.pt"), "--shards", shards, "--val", shards,
+                                      "--out", cam_run, "--quick", "--seed", "3", "--install", os.path.join(run, "onnx")])
+            self.assertEqual(code, 0)
+            with open(os.path.join(run, "onnx", "manifest.json"), encoding="utf-8") as f:
+                manifest = json.load(f)
+            for name in ("camera_backbone", "camera_lift"):
+                self.assertEqual(set(manifest["models"][name]), {"file", "sha256"})
+                self.assertLess(manifest["modelCard"][name]["bytes"], 5e6)
+            self.assertEqual(manifest["camera"]["heights"], [-1.7, -1.1, -0.5, 0.1])
+            self.assertEqual((manifest["camera"]["width"], manifest["camera"]["height"]), (256, 192))
+            self.assertEqual(manifest["modelCard"]["camera_lift"]["outputs"][0]["shape"], [1, 64, 128, 128])
+            self.assertTrue(manifest["cameraTraining"]["quick"])
+            self.assertIn("featureCosine", manifest["cameraTraining"]["monitoringValidation"])
+
+
+class PredictorTest(unittest.TestCase):
+    """tools/train/train_predictor.py: the learned motion predictor."""
+
+    def test_untrained_modes_start_at_constant_velocity_and_only_the_winner_is_regressed(self):
+        from train_predictor import MotionPredictorNet, losses
+        net = MotionPredictorNet(history_steps=4, future_steps=3, modes=2, hidden=8, rate_hz=10.0)
+        torch.nn.init.zeros_(net.head.bias)  # no mode offsets: every mode is the constant-velocity extrapolation
+        h = torch.tensor([[[-3.0, 0, 1], [-2.0, 0, 1], [-1.0, 0, 1], [0.0, 0, 1]]])  # 10 m/s along x
+        traj, sigma, probs = net(h, torch.tensor([[1.0, 0, 0, 0]]))
+        np.testing.assert_allclose(traj[0, 0].detach().numpy(), [[1, 0], [2, 0], [3, 0]], atol=1e-6)
+        np.testing.assert_allclose(probs.detach().numpy(), [[0.5, 0.5]], atol=1e-6)
+        self.assertTrue((sigma > 0).all())
+        # The second history step is padding: no velocity, the modes stand.
+        h2 = h.clone()
+        h2[0, :3] = 0
+        np.testing.assert_allclose(net(h2, torch.tensor([[1.0, 0, 0, 0]]))[0].detach().numpy(), 0, atol=1e-6)
+        # Winner-takes-all: the mode nearer the truth gets the regression gradient, the other none.
+        traj = torch.tensor([[[[1.0, 0], [2, 0], [3, 0]], [[1, 5], [2, 5], [3, 5]]]], requires_grad=True)
+        loss, _ = losses(traj, torch.ones(1, 2, 3), torch.zeros(1, 2, requires_grad=True), torch.tensor([[[1.0, 0.5], [2, 0.5], [3, 0.5]]]), 1.0, 0.0)
+        loss.backward()
+        self.assertGreater(traj.grad[0, 0].abs().sum().item(), 0)
+        self.assertEqual(traj.grad[0, 1].abs().sum().item(), 0)
+
+    @unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
+    def test_quick_run_from_exported_tracks_exports_and_installs(self):
+        import train_predictor
+        with tempfile.TemporaryDirectory(prefix="v2xfuse-predictor-") as tmp:
+            samples = os.path.join(tmp, "samples")
+            r = subprocess.run(["node", "--import", "tsx", "src/cli/main.ts", "export-tracks", "datasets/fixture/fixture-s1", "--out", samples,
+                                "--history", "2", "--future", "1"], cwd=ROOT, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            models = os.path.join(tmp, "models")
+            os.makedirs(models)
+            shutil.copyfile(os.path.join(ROOT, "models", "manifest.json"), os.path.join(models, "manifest.json"))
+            summary = train_predictor.main(["--train", samples, "--val", samples, "--out", os.path.join(tmp, "run"), "--quick",
+                                            "--seed", "2", "--install", models])
+            self.assertLess(summary["onnxBytes"], 1e6)
+            with open(os.path.join(models, "manifest.json"), encoding="utf-8") as f:
+                entry = json.load(f)["models"]["motion_predictor"]
+            self.assertEqual((entry["historySteps"], entry["horizonSteps"], entry["modes"], entry["rateHz"]), (2, 1, 6, 10))
+            from export import sha256
+            self.assertEqual(entry["sha256"], sha256(os.path.join(models, "predictor.onnx")))
+
+
 if __name__ == "__main__":
     unittest.main()
