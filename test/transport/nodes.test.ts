@@ -115,7 +115,8 @@ test('a broker that goes away: agent and fusion node reconnect to its successor 
   const ready = new Promise<void>((r) => (listening = r));
   try {
     const fusion = runFusionNode({
-      egoId: '100', session, broker: broker.url, mode: 'intermediate', models: MODELS, deadlineMs: 200, clock: 'wall',
+      // Staleness is not under test here: a loaded machine may take over a second per frame.
+      egoId: '100', session, broker: broker.url, mode: 'intermediate', models: MODELS, deadlineMs: 200, clock: 'wall', maxAgeMs: 30_000,
       exitWhenEgoOffline: true, signal: controller.signal,
       log: (line) => line.includes('listening on') && listening(),
       onResult: (r) => {
@@ -140,9 +141,8 @@ test('a broker that goes away: agent and fusion node reconnect to its successor 
     // Frame 0 before the restart; frame 2 (4 s later) after it. Frame 1 may fall in the gap: QoS 0, not queued.
     assert.ok(f.framesFused >= 2, `fused ${f.framesFused}`);
     assert.ok(fused.length >= 2 && fused[fused.length - 1] > fused[0]);
-    // The agent's status messages carry the time they were made, not a frame's capture time 4 s ahead. (A frame
-    // may still be 'stale' on a loaded machine: more than 1 s from capture to arrival.)
-    assert.equal(f.dropped.future, undefined);
+    // The agent's status messages carry the time they were made, not a frame's capture time 4 s ahead.
+    assert.deepEqual(f.dropped, {});
   } finally {
     controller.abort();
     await broker.close();
