@@ -94,6 +94,9 @@ interface FusionCliOptions {
   trust?: string;
   requireSignatures?: boolean;
   key?: string;
+  tracking: boolean;
+  motion: 'cv' | 'ctrv';
+  predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   exitWhenEgoOffline?: boolean;
   summary?: string;
 }
@@ -187,6 +190,9 @@ export function registerNodes(program: Command): void {
     .option('--trust <file>', 'trust list (v2xfuse keygen): verify signatures against it')
     .option('--require-signatures', 'refuse unsigned messages')
     .option('--key <pem>', 'sign results with this ECDSA P-256 private key')
+    .option('--no-tracking', 'publish detections only: no tracks, no predictions')
+    .option('--motion <m>', "the tracker's motion model: cv (constant velocity, AB3DMOT's) | ctrv (constant turn rate)", choice('--motion', ['cv', 'ctrv'] as const), 'cv')
+    .option('--predictor <p>', 'who predicts each track 3 s ahead: learned (default when the manifest has one) | cv | ctrv | none', choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))
     .option('--exit-when-ego-offline', "stop once the ego's replay has ended and its last frame is fused")
     .option('--summary <file>', 'write what the node measured (drops, stage times) as JSON when it ends')
     .action(
@@ -197,6 +203,7 @@ export function registerNodes(program: Command): void {
           deadlineMs: o.deadlineMs, expect: o.expect?.split(',').map((s) => s.trim()).filter(Boolean),
           maxOffsetMs: o.maxOffsetMs, maxAgeMs: o.maxAgeMs, maxFutureMs: o.maxFutureMs, clock: o.clock,
           trustPath: o.trust, requireSignatures: o.requireSignatures, signingKeyPath: o.key,
+          tracking: o.tracking, motion: o.motion, predictor: o.predictor,
           exitWhenEgoOffline: o.exitWhenEgoOffline, signal: stopSignal(), log: stderrLog,
         });
         if (o.summary) await writeFile(o.summary, JSON.stringify(summary));

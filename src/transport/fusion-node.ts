@@ -5,7 +5,7 @@
 // reason and the node goes on, ego-only if need be.
 import type { Detection } from '../eval/index.ts';
 import { MergedCloudEncoder, fuseLate, maxFuse, mergePointClouds, mergedLength, objectsToDetections, warpToEgo } from '../fusion/index.ts';
-import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
+import { type Box7, type Mat4, invertRigid, multiply, poseToMatrix, transformBox } from '../geometry/index.ts';
 import {
   type FusionResultInit,
   MessageGate,
@@ -25,6 +25,8 @@ import {
   wire,
 } from '../messages/index.ts';
 import { type DeviceOption, PerceptionModels, featureShape } from '../perception/index.ts';
+import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, type TrajectoryPredictor, predictTracks } from '../prediction/index.ts';
+import { MultiObjectTracker, type MotionModel } from '../tracking/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { allAgentsFilter, fusionResultTopic, parseTopic } from './topics.ts';
@@ -72,6 +74,13 @@ export interface FusionNodeOptions {
   trustPath?: string;
   requireSignatures?: boolean;
   signingKeyPath?: string;
+  /** Track the fused detections (AB3DMOT-style, in the world frame by the ego's pose); default true. */
+  tracking?: boolean;
+  /** The tracker's motion model; default 'cv' (AB3DMOT's). */
+  motion?: MotionModel;
+  /** Who predicts each track's next 3 s: the manifest's learned predictor (default when it has one), 'cv', 'ctrv',
+   * or 'none'. Needs tracking. */
+  predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   /** Stop once the ego agent's status says it went offline and its last frame is fused. */
   exitWhenEgoOffline?: boolean;
   signal?: AbortSignal;
@@ -132,6 +141,8 @@ export class FusionNodeError extends Error {
 // buffered feature message holds its decoded map (4 MB for the shipped grid).
 const BUFFERED_PER_AGENT = 24;
 const REPLAY_TIME_WINDOW_MS = 3_600_000;
+/** Track history kept for prediction: the learned predictor's 1 s at 10 Hz. */
+const HISTORY_FRAMES = 10;
 
 function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null; roll?: number | null; pitch?: number | null; yaw?: number | null } | null | undefined): Mat4 {
   return poseToMatrix({ x: p?.x ?? 0, y: p?.y ?? 0, z: p?.z ?? 0, roll: p?.roll ?? 0, pitch: p?.pitch ?? 0, yaw: p?.yaw ?? 0 });
@@ -155,6 +166,18 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const clock = o.clock ?? 'wall';
   const fusionId = o.fusionId ?? `fusion-${o.egoId}`;
   const dataKind = o.mode === 'none' ? 'features' : DATA_KIND[o.mode];
+  const tracking = o.tracking ?? true;
+  const tracker = tracking ? new MultiObjectTracker({ motion: o.motion ?? 'cv' }) : undefined;
+  const predictorChoice = !tracking ? 'none' : o.predictor ?? (models.manifest.motionPredictor ? 'learned' : 'cv');
+  let predictor: TrajectoryPredictor | undefined;
+  if (predictorChoice === 'learned') {
+    if (!models.manifest.motionPredictor) throw new FusionNodeError(`${o.models}: --predictor learned needs models.motion_predictor in the manifest`);
+    predictor = await MotionPredictor.fromEntry(models.manifest.motionPredictor, { device: models.provider, threads: o.threads });
+  } else if (predictorChoice === 'cv') predictor = new ConstantVelocityPredictor();
+  else if (predictorChoice === 'ctrv') predictor = new CtrvPredictor();
+  // Per track, its recent boxes in the world frame (what the predictor's history is made of), newest last.
+  const histories = new Map<number, Box7[]>();
+  let firstCaptureNs: bigint | undefined;
 
   const rejections = new RejectionLog((line) => log(line));
   const gate = new MessageGate({
@@ -351,6 +374,53 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       detections = r.detections;
     }
 
+    // Tracking in the world frame (the ego moves), reported in the ego frame of this capture time.
+    let tracks: NonNullable<FusionResultInit['tracks']> = [];
+    if (tracker) {
+      tm = performance.now();
+      firstCaptureNs ??= t;
+      const egoToWorld = ego.pose;
+      const live = tracker.update(
+        Number(t - firstCaptureNs) / 1e9,
+        detections.map((d) => ({ box: transformBox(egoToWorld, d.box), score: d.score, cls: d.cls })),
+      );
+      const seen = new Set<number>();
+      for (const track of live) {
+        seen.add(track.id);
+        const h = histories.get(track.id) ?? [];
+        h.push(track.box);
+        if (h.length > HISTORY_FRAMES) h.shift();
+        histories.set(track.id, h);
+      }
+      for (const id of histories.keys()) if (!seen.has(id)) histories.delete(id);
+      const r = worldToEgo;
+      tracks = live.map((track) => ({
+        trackId: track.id,
+        box: { ...transformBox(worldToEgo, track.box) },
+        objectClass: objectClassToWire(track.cls),
+        score: track.score,
+        velocityX: r[0] * track.velocity.x + r[1] * track.velocity.y + r[2] * track.velocity.z,
+        velocityY: r[4] * track.velocity.x + r[5] * track.velocity.y + r[6] * track.velocity.z,
+        ageFrames: track.age,
+        hits: track.hits,
+        covariance: [track.variance.x, track.variance.y, track.variance.z, track.variance.yaw, track.variance.l, track.variance.w, track.variance.h, track.variance.vx, track.variance.vy, track.variance.vz],
+        yawRate: track.yawRate,
+        timeSinceUpdate: track.timeSinceUpdate,
+      }));
+      stage('track', performance.now() - tm);
+      if (predictor && tracks.length > 0) {
+        tm = performance.now();
+        // Histories moved into this frame's ego frame, so the waypoints come out in it too.
+        const predicted = await predictTracks(
+          live.map((track) => ({ trackId: track.id, cls: track.cls, boxes: histories.get(track.id)!.map((b) => transformBox(worldToEgo, b)) })),
+          predictor,
+        );
+        const byId = new Map(predicted.map((p) => [p.trackId, p.trajectories]));
+        for (const track of tracks) track.predictions = byId.get(track.trackId as number) ?? [];
+        stage('predict', performance.now() - tm);
+      }
+    }
+
     const result: FusionResultInit = {
       header: {
         schemaVersion: SCHEMA_VERSION, senderId: fusionId, senderKind: ego.message.header?.senderKind ?? agentKindToWire('vehicle'),
@@ -360,6 +430,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       },
       mode: modeWire,
       detections: detections.map((d) => ({ box: { ...d.box }, objectClass: objectClassToWire(d.cls ?? 'vehicle'), score: d.score })),
+      tracks,
       contributions,
       latencies: Object.entries(summary.stageMs).map(([s, v]) => ({ stage: s, ms: v[v.length - 1] })),
     };
@@ -479,6 +550,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   } finally {
     for (const p of pending) clearTimeout(p.timer);
     await link?.end();
+    if (predictor instanceof MotionPredictor) await predictor.release();
     await models.dispose();
   }
 }

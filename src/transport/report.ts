@@ -2,6 +2,7 @@
 // Pure: it is computed from the nodes' summaries and the evaluator's AP, so it is testable without processes.
 import type { AgentNodeSummary } from './agent-node.ts';
 import type { FusionNodeSummary } from './fusion-node.ts';
+import type { PredictionSummary, TrackingSummary } from './score.ts';
 
 export interface Percentiles {
   count: number;
@@ -40,6 +41,10 @@ export interface RunReport {
   /** Vehicle AP (BEV, OpenCOOD's rules) by IoU threshold. */
   ap: Record<string, number>;
   byClass: Record<string, Record<string, { ap: number; tp: number; fp: number; gt: number }>>;
+  /** The fusion node's tracks, by AB3DMOT's metrics (vehicles, BEV IoU ≥ 0.25); absent without tracking. */
+  tracking?: TrackingSummary;
+  /** The tracks' predicted trajectories against where the matched objects went (vehicles); absent without. */
+  prediction?: PredictionSummary;
   /** Wire bytes of the collaborators' messages (what crosses a V2X link), by kind; `all` = every data message. */
   bytesPerMessage: Record<string, BytesStats>;
   /** The ego's messages to its own fusion node stay in the vehicle; counted apart. */
@@ -82,6 +87,8 @@ export interface ReportInputs {
   framesUsed: Record<string, number>;
   /** Drops the evaluator saw (e.g. collaborators that missed their deadline), by reason. */
   extraDropped?: Record<string, number>;
+  tracking?: TrackingSummary;
+  prediction?: PredictionSummary;
   wallSeconds: number;
 }
 
@@ -132,6 +139,8 @@ export function buildRunReport(i: ReportInputs): RunReport {
     framesFused: i.fusionNode.framesFused,
     ap: i.ap,
     byClass: i.byClass,
+    ...(i.tracking ? { tracking: i.tracking } : {}),
+    ...(i.prediction ? { prediction: i.prediction } : {}),
     bytesPerMessage: byKind(collaborators),
     egoBytesPerMessage: ego ? byKind([ego]) : {},
     mbpsPerAgent,
@@ -153,13 +162,21 @@ export function formatRunReport(r: RunReport): string {
     `${r.scenario}: ${r.framesFused}/${r.frames} ego frames fused, ego ${r.ego}, fusion ${r.fusion}, codec ${r.codec}, broker ${r.broker} (MQTT ${r.protocolVersion === 5 ? '5' : '3.1.1'}), ${f(r.wallSeconds, 1)} s`,
     `AP (BEV) vehicle   @0.3 ${f(r.ap['0.3'])}   @0.5 ${f(r.ap['0.5'])}   @0.7 ${f(r.ap['0.7'])}`,
   ];
+  if (r.tracking) {
+    const t = r.tracking;
+    lines.push(`tracking (vehicle): MOTA ${f(t.mota)}  AMOTA ${f(t.amota)}  sAMOTA ${f(t.samota)}  IDF1 ${f(t.idf1)}  IDS ${t.ids}  FRAG ${t.frag}  MT ${f(t.mt, 2)}  ML ${f(t.ml, 2)}`);
+  }
+  if (r.prediction) {
+    const p = r.prediction;
+    lines.push(`prediction (${p.horizonS.toFixed(1)} s, ${p.count} tracks): ADE ${f(p.ade, 2)} m  FDE ${f(p.fde, 2)} m  minADE_${p.k} ${f(p.minAde, 2)}  minFDE_${p.k} ${f(p.minFde, 2)}  MR ${f(p.missRate, 2)}`);
+  }
   const b = r.bytesPerMessage.all;
   if (b && b.count > 0) {
     lines.push(`collaborator message: mean ${kB(b.mean)}, p95 ${kB(b.p95)} (${b.count} messages); Mbit/s at 10 Hz: ${Object.entries(r.mbpsPerAgent).map(([a, v]) => `${a} ${f(v, 2)}`).join(', ')}`);
   } else {
     lines.push('no collaborator messages (ego only)');
   }
-  const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.decode', 'fusion.align', 'fusion.fuse', 'fusion.head', 'endToEnd'];
+  const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.admit', 'fusion.align', 'fusion.fuse', 'fusion.pfn', 'fusion.backbone', 'fusion.head', 'fusion.track', 'fusion.predict', 'endToEnd'];
   const lat = show.filter((k) => r.latencyMs[k]?.count).map((k) => `${k} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`);
   lines.push(`latency ms p50/p95: ${lat.join(', ')}`);
   const drops = Object.entries(r.dropped).filter(([, n]) => n > 0);

@@ -19,6 +19,7 @@ import type { FusionNodeSummary, NodeFusionMode } from './fusion-node.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { type RunReport, buildRunReport } from './report.ts';
+import { type ScoredFrame, scoreFusionResults } from './score.ts';
 import { agentKindFilter, fusionResultsFilter, parseTopic, replayTickTopic } from './topics.ts';
 
 /** Paced replay: time for the agent processes to start and load their models before frame 0 is due. */
@@ -265,15 +266,10 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     const endToEndMs: number[] = [];
     const framesUsed: Record<string, number> = {};
     const extraDropped: Record<string, number> = {};
+    const scored: ScoredFrame[] = [];
     for (const f of ego.perFrame) {
       const got = received.get(BigInt(f.captureNs));
-      const frame = await seq.frame(f.index);
-      const detections: Detection[] = (got?.result.detections ?? []).map((d) => ({
-        box: { x: d.box?.x ?? 0, y: d.box?.y ?? 0, z: d.box?.z ?? 0, l: d.box?.l ?? 0, w: d.box?.w ?? 0, h: d.box?.h ?? 0, yaw: d.box?.yaw ?? 0 },
-        score: d.score ?? 0,
-        cls: objectClassFromWire(d.objectClass) ?? 'vehicle',
-      }));
-      acc.addFrame(detections, cooperativeGroundTruth(frame, egoId, { evalRange }));
+      scored.push({ index: f.index, captureNs: BigInt(f.captureNs), result: got?.result });
       if (!got) {
         extraDropped['no-result'] = (extraDropped['no-result'] ?? 0) + 1;
         continue;
@@ -284,6 +280,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         else if (c.refusedReason) extraDropped[c.refusedReason] = (extraDropped[c.refusedReason] ?? 0) + 1;
       }
     }
+    const { tracking, prediction } = await scoreFusionResults(seq, egoId, scored, evalRange, acc);
     const result = acc.result('global');
     return buildRunReport({
       dataset: ds.root,
@@ -302,6 +299,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       endToEndMs,
       framesUsed,
       extraDropped,
+      tracking,
+      prediction,
       wallSeconds: (performance.now() - t0) / 1000,
     });
   } finally {

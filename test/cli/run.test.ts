@@ -47,6 +47,9 @@ test('run: broker + agent processes + fusion node score what the in-process dete
     }
     assert.deepEqual(report.dropped, {});
     for (const a of ['100', '101', '-1']) assert.equal(report.agents[a].framesPublished, 3);
+    // The fusion node tracked its detections and predicted each track (3 frames: no future to score them on).
+    assert.ok(report.tracking && report.tracking.gt > 0 && Number.isFinite(report.tracking.mota));
+    assert.ok(report.prediction && report.prediction.skipped > 0 && report.prediction.count === 0);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1675,6 +1675,18 @@ export namespace v2xfuse {
             predictions: v2xfuse.v1.Trajectory.$Properties[];
 
             /**
+             * Diagonal of the tracker's state covariance, in the order x, y, z, yaw, l, w, h, vx, vy, vz (m², rad², (m/s)²).
+             * The tracker runs in the world frame (the ego moves), so the x/y terms are along the world axes.
+             */
+            covariance: number[];
+
+            /** rad/s (the constant-turn-rate model; 0 for constant velocity) */
+            yawRate: number;
+
+            /** frames since the last matched detection (0: matched this frame) */
+            timeSinceUpdate: number;
+
+            /**
              * Creates a new Track instance using the specified properties.
              * @param [properties] Properties to set
              * @returns Track instance
@@ -1784,6 +1796,18 @@ export namespace v2xfuse {
 
                 /** Track predictions */
                 predictions?: (v2xfuse.v1.Trajectory.$Properties[]|null);
+
+                /**
+                 * Diagonal of the tracker's state covariance, in the order x, y, z, yaw, l, w, h, vx, vy, vz (m², rad², (m/s)²).
+                 * The tracker runs in the world frame (the ego moves), so the x/y terms are along the world axes.
+                 */
+                covariance?: (number[]|null);
+
+                /** rad/s (the constant-turn-rate model; 0 for constant velocity) */
+                yawRate?: (number|null);
+
+                /** frames since the last matched detection (0: matched this frame) */
+                timeSinceUpdate?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

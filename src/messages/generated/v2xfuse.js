@@ -4693,6 +4693,10 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @property {number|null} [ageFrames] frames since the track started
              * @property {number|null} [hits] frames with a matched detection
              * @property {Array.<v2xfuse.v1.Trajectory.$Properties>|null} [predictions] Track predictions
+             * @property {Array.<number>|null} [covariance] Diagonal of the tracker's state covariance, in the order x, y, z, yaw, l, w, h, vx, vy, vz (m², rad², (m/s)²).
+             * The tracker runs in the world frame (the ego moves), so the x/y terms are along the world axes.
+             * @property {number|null} [yawRate] rad/s (the constant-turn-rate model; 0 for constant velocity)
+             * @property {number|null} [timeSinceUpdate] frames since the last matched detection (0: matched this frame)
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -4719,6 +4723,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
              */
             const Track = function (properties) {
                 this.predictions = [];
+                this.covariance = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -4798,6 +4803,31 @@ export const v2xfuse = $root.v2xfuse = (() => {
             Track.prototype.predictions = $util.emptyArray;
 
             /**
+             * Diagonal of the tracker's state covariance, in the order x, y, z, yaw, l, w, h, vx, vy, vz (m², rad², (m/s)²).
+             * The tracker runs in the world frame (the ego moves), so the x/y terms are along the world axes.
+             * @member {Array.<number>} covariance
+             * @memberof v2xfuse.v1.Track
+             * @instance
+             */
+            Track.prototype.covariance = $util.emptyArray;
+
+            /**
+             * rad/s (the constant-turn-rate model; 0 for constant velocity)
+             * @member {number} yawRate
+             * @memberof v2xfuse.v1.Track
+             * @instance
+             */
+            Track.prototype.yawRate = 0;
+
+            /**
+             * frames since the last matched detection (0: matched this frame)
+             * @member {number} timeSinceUpdate
+             * @memberof v2xfuse.v1.Track
+             * @instance
+             */
+            Track.prototype.timeSinceUpdate = 0;
+
+            /**
              * Creates a new Track instance using the specified properties.
              * @function create
              * @memberof v2xfuse.v1.Track
@@ -4848,6 +4878,12 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (message.predictions != null && message.predictions.length)
                     for (let i = 0; i < message.predictions.length; ++i)
                         $root.v2xfuse.v1.Trajectory.encode(message.predictions[i], writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
+                if (message.covariance != null && message.covariance.length)
+                    writer.uint32(/* id 10, wireType 2 =*/82).floats(message.covariance);
+                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate") && !$Object.is(message.yawRate, 0))
+                    writer.uint32(/* id 11, wireType 5 =*/93).float(message.yawRate);
+                if (message.timeSinceUpdate != null && $Object.hasOwnProperty.call(message, "timeSinceUpdate") && message.timeSinceUpdate !== 0)
+                    writer.uint32(/* id 12, wireType 0 =*/96).uint32(message.timeSinceUpdate);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -4982,6 +5018,38 @@ export const v2xfuse = $root.v2xfuse = (() => {
                             message.predictions.push($root.v2xfuse.v1.Trajectory.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 10: {
+                            if (wireType === 2) {
+                                if (!(message.covariance && message.covariance.length))
+                                    message.covariance = [];
+                                reader.floats(message.covariance);
+                                continue;
+                            }
+                            if (wireType !== 5)
+                                break;
+                            if (!(message.covariance && message.covariance.length))
+                                message.covariance = [];
+                            message.covariance.push(reader.float());
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yawRate = value;
+                            else
+                                delete message.yawRate;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.timeSinceUpdate = value;
+                            else
+                                delete message.timeSinceUpdate;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -5065,6 +5133,19 @@ export const v2xfuse = $root.v2xfuse = (() => {
                             return "predictions." + error;
                     }
                 }
+                if (message.covariance != null && $Object.hasOwnProperty.call(message, "covariance")) {
+                    if (!$Array.isArray(message.covariance))
+                        return "covariance: array expected";
+                    for (let i = 0; i < message.covariance.length; ++i)
+                        if (typeof message.covariance[i] !== "number")
+                            return "covariance: number[] expected";
+                }
+                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate"))
+                    if (typeof message.yawRate !== "number")
+                        return "yawRate: number expected";
+                if (message.timeSinceUpdate != null && $Object.hasOwnProperty.call(message, "timeSinceUpdate"))
+                    if (!$util.isInteger(message.timeSinceUpdate))
+                        return "timeSinceUpdate: integer expected";
                 return null;
             };
 
@@ -5145,6 +5226,19 @@ export const v2xfuse = $root.v2xfuse = (() => {
                         message.predictions[i] = $root.v2xfuse.v1.Trajectory.fromObject(object.predictions[i], _depth + 1);
                     }
                 }
+                if (object.covariance) {
+                    if (!$Array.isArray(object.covariance))
+                        throw $TypeError(".v2xfuse.v1.Track.covariance: array expected");
+                    message.covariance = $Array(object.covariance.length);
+                    for (let i = 0; i < object.covariance.length; ++i)
+                        message.covariance[i] = $Number(object.covariance[i]);
+                }
+                if (object.yawRate != null)
+                    if (!$Object.is($Number(object.yawRate), 0))
+                        message.yawRate = $Number(object.yawRate);
+                if (object.timeSinceUpdate != null)
+                    if ($Number(object.timeSinceUpdate) !== 0)
+                        message.timeSinceUpdate = object.timeSinceUpdate >>> 0;
                 return message;
             };
 
@@ -5165,8 +5259,10 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (_depth > $util.recursionLimit)
                     throw $Error("max depth exceeded");
                 let object = {};
-                if (options.arrays || options.defaults)
+                if (options.arrays || options.defaults) {
                     object.predictions = [];
+                    object.covariance = [];
+                }
                 if (options.defaults) {
                     object.trackId = 0;
                     object.box = null;
@@ -5176,6 +5272,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     object.velocityY = 0;
                     object.ageFrames = 0;
                     object.hits = 0;
+                    object.yawRate = 0;
+                    object.timeSinceUpdate = 0;
                 }
                 if (message.trackId != null && $Object.hasOwnProperty.call(message, "trackId"))
                     object.trackId = message.trackId;
@@ -5198,6 +5296,15 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     for (let j = 0; j < message.predictions.length; ++j)
                         object.predictions[j] = $root.v2xfuse.v1.Trajectory.toObject(message.predictions[j], options, _depth + 1);
                 }
+                if (message.covariance && message.covariance.length) {
+                    object.covariance = $Array(message.covariance.length);
+                    for (let j = 0; j < message.covariance.length; ++j)
+                        object.covariance[j] = options.json && !$isFinite(message.covariance[j]) ? $String(message.covariance[j]) : message.covariance[j];
+                }
+                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate"))
+                    object.yawRate = options.json && !$isFinite(message.yawRate) ? $String(message.yawRate) : message.yawRate;
+                if (message.timeSinceUpdate != null && $Object.hasOwnProperty.call(message, "timeSinceUpdate"))
+                    object.timeSinceUpdate = message.timeSinceUpdate;
                 return object;
             };
 
