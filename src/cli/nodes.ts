@@ -116,6 +116,8 @@ interface RunCliOptions {
   skipMissing?: boolean;
   noisyPoses?: boolean;
   sign?: boolean;
+  predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
+  motion?: 'cv' | 'ctrv';
   report?: string;
   json?: boolean;
 }
@@ -228,6 +230,8 @@ export function registerNodes(program: Command): void {
     .option('--deadline-ms <ms>', 'how long an ego frame waits for collaborators (default 200 paced, 10000 as fast as possible)', nonNegativeNumber('--deadline-ms'))
     .option('--skip-missing', 'leave out frames whose files are absent')
     .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
+    .option('--predictor <p>', "the fusion node's motion predictor: learned (default when the manifest has one) | cv | ctrv | none", choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))
+    .option('--motion <m>', "the fusion node's tracker motion model: cv | ctrv", choice('--motion', ['cv', 'ctrv'] as const))
     .option('--sign', 'agents sign every message (ECDSA P-256, a key per agent made for the run); the fusion node refuses what does not verify')
     .option('--report <file>', 'write the report as JSON')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
@@ -239,7 +243,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

@@ -76,6 +76,8 @@ export {
   type TrackPrediction,
   type WireTrajectory,
   type WireWaypoint,
+  HEADING_MOTION_MIN_M,
+  headingsAlongMotion,
   predictTracks,
   toWireTrajectories,
 } from './track-predictions.ts';

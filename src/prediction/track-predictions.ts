@@ -55,15 +55,39 @@ export function toWireTrajectories(p: MultiModalPrediction, rateHz: number): Wir
   return out;
 }
 
-/** Predicts every track (one batched call); tracks without boxes are left out. */
+/** Below this displacement over the history a track counts as standing still: its headings are left alone. */
+export const HEADING_MOTION_MIN_M = 1;
+
+/**
+ * A LiDAR detector's heading is often ambiguous by π (the shipped one flips about 4 in 10 vehicle boxes: a box
+ * reads the same both ways round), and a predictor fed a backwards heading predicts backwards motion. For a track
+ * that moved at least HEADING_MOTION_MIN_M over its history, every heading pointing against the direction of
+ * travel (first to last box) is turned by π. Writes into `yaws` (one per box) and returns it.
+ */
+export function headingsAlongMotion(boxes: readonly Box7[], yaws = new Float64Array(boxes.length)): Float64Array {
+  for (let i = 0; i < boxes.length; i++) yaws[i] = boxes[i].yaw;
+  if (boxes.length < 2) return yaws;
+  const dx = boxes[boxes.length - 1].x - boxes[0].x;
+  const dy = boxes[boxes.length - 1].y - boxes[0].y;
+  if (Math.hypot(dx, dy) < HEADING_MOTION_MIN_M) return yaws;
+  const travel = Math.atan2(dy, dx);
+  for (let i = 0; i < boxes.length; i++) {
+    if (Math.cos(yaws[i] - travel) < 0) yaws[i] = Math.atan2(Math.sin(yaws[i] + Math.PI), Math.cos(yaws[i] + Math.PI));
+  }
+  return yaws;
+}
+
+/** Predicts every track (one batched call); tracks without boxes are left out. Headings are first made to agree
+ * with each track's direction of travel (headingsAlongMotion). */
 export async function predictTracks(tracks: readonly TrackBoxHistory[], predictor: TrajectoryPredictor): Promise<TrackPrediction[]> {
   const kept = tracks.filter((t) => t.boxes.length > 0);
   const histories = kept.map((t) => {
     const states = new Float64Array(t.boxes.length * HISTORY_STRIDE);
+    const yaws = headingsAlongMotion(t.boxes);
     t.boxes.forEach((b, i) => {
       states[i * HISTORY_STRIDE] = b.x;
       states[i * HISTORY_STRIDE + 1] = b.y;
-      states[i * HISTORY_STRIDE + 2] = b.yaw;
+      states[i * HISTORY_STRIDE + 2] = yaws[i];
     });
     return { states, cls: t.cls };
   });

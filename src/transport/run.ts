@@ -47,6 +47,9 @@ export interface RunOptions {
   deadlineMs?: number;
   skipMissing?: boolean;
   noisyPoses?: boolean;
+  /** The fusion node's predictor and tracker motion model (see FusionNodeOptions). */
+  predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
+  motion?: 'cv' | 'ctrv';
   /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
   sign?: boolean;
   onProgress?: (fused: number, total: number) => void;
@@ -186,6 +189,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       '--clock', o.rateHz > 0 ? 'wall' : 'replay', '--exit-when-ego-offline', '--summary', fusionSummary,
       ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
       '--threads', String(o.threads ?? 1), ...trustArgs,
+      ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
     ], log);
     children.push(fusion);
     await waitForLine(fusion, 'listening on', 60_000);

@@ -8,6 +8,7 @@ import {
   PredictionMetrics,
   evaluatePredictors,
   groundTruthFuture,
+  headingsAlongMotion,
   predictTracks,
   readTracksFile,
   scoreTrackPredictions,
@@ -83,5 +84,19 @@ describe("scoring a running system's predictions", () => {
     assert.equal(t.waypoints.length, 30);
     assert.deepEqual(t.waypoints[0], { timeOffsetS: 0.1, x: 5, y: 0, yaw: 0, positionStd: 0 });
     assert.ok(Math.abs(t.waypoints[29].x - 34) < 1e-9 && Math.abs(t.waypoints[29].timeOffsetS - 3) < 1e-12);
+  });
+});
+
+describe('headingsAlongMotion', () => {
+  const box = (x: number, yaw: number) => ({ x, y: 0, z: 0, l: 4, w: 2, h: 1.5, yaw });
+  it('turns headings that point against the direction of travel by π, and leaves the others', () => {
+    const yaws = headingsAlongMotion([box(0, Math.PI), box(1, 0.1), box(2, Math.PI - 0.1)]);
+    assert.ok(Math.abs(yaws[0]) < 1e-12);
+    assert.ok(Math.abs(yaws[1] - 0.1) < 1e-12);
+    assert.ok(Math.abs(yaws[2] + 0.1) < 1e-12);
+  });
+  it('leaves a track that stands still as it is (no direction to agree with)', () => {
+    const yaws = headingsAlongMotion([box(0, Math.PI), box(0.2, Math.PI), box(0.4, Math.PI)]);
+    assert.deepEqual(Array.from(yaws), [Math.PI, Math.PI, Math.PI]);
   });
 });
