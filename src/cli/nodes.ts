@@ -119,6 +119,7 @@ interface RunCliOptions {
   predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   motion?: 'cv' | 'ctrv';
   report?: string;
+  record?: string;
   json?: boolean;
 }
 
@@ -234,6 +235,7 @@ export function registerNodes(program: Command): void {
     .option('--motion <m>', "the fusion node's tracker motion model: cv | ctrv", choice('--motion', ['cv', 'ctrv'] as const))
     .option('--sign', 'agents sign every message (ECDSA P-256, a key per agent made for the run); the fusion node refuses what does not verify')
     .option('--report <file>', 'write the report as JSON')
+    .option('--record <file.mcap>', 'record every message, with the dataset\'s points, images and ground truth, into an MCAP file (v2xfuse view --recording, Foxglove)')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
     .action(
       action(async (datasetPath: string, o: RunCliOptions) => {
@@ -243,7 +245,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

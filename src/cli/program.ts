@@ -9,6 +9,7 @@ import { registerBroker } from './broker.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerNodes } from './nodes.ts';
 import { registerPrediction } from './predict.ts';
+import { registerView } from './view.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerKeygen(program);
   registerNodes(program);
   registerPrediction(program);
+  registerView(program);
   return program;
 }
 

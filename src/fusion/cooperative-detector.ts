@@ -24,7 +24,7 @@ import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from 
 import { compensateLatency, delayedFrameIndex } from './latency.ts';
 import { MEASURED_POSITION_CONFIDENCE, type PositionConfidence, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
 import { meanFuse } from './mean-fusion.ts';
-import { type SelectionSkipReason, coverageFraction, selectAgents } from './selection.ts';
+import { type SelectionCandidate, type SelectionSkipReason, coverageFraction, fieldOfViewFraction, selectAgents } from './selection.ts';
 import { maxFuse, warpToEgo } from './warp.ts';
 import { weightedBoxFusion } from './wbf.ts';
 
@@ -80,8 +80,8 @@ export interface CooperativeDetectorOptions {
   /** Collaborators' messages are this old (ms): their frame from that long before the ego's. Needs the sequence. */
   latencyMs?: number;
   /**
-   * late: move each old object by its velocity over the gap (estimated from the sender's previous object list,
-   * DAIR-V2X's TCLF). Every mode aligns old messages with the capture-time pose regardless (src/fusion/latency.ts).
+   * late: move each old object by its velocity over the gap (fitted over the sender's last four object lists,
+   * DAIR-V2X's TCLF with a short history). Every mode aligns old messages with the capture-time pose regardless (src/fusion/latency.ts).
    */
   compensate?: boolean;
   /** At most this many collaborators per frame (see selection.ts for the ranking). */
@@ -173,8 +173,10 @@ function addTimings(into: Timings, t: Record<string, number | undefined>): void 
 
 // Frames kept for latency (the message's frame and the one before it, for each of a few lags); object lists kept
 // for compensation (each sender's list is needed again as the "previous" one a frame later).
-const FRAME_CACHE = 8;
+const FRAME_CACHE = 12;
 const OBJECT_CACHE = 32;
+/** Object lists a latency-compensated message's velocities are fitted over: it and the three before it (300 ms). */
+const COMPENSATION_HISTORY = 4;
 
 export class CooperativeDetector {
   private readonly encoded: Float32Array[] = [];
@@ -334,20 +336,23 @@ export class CooperativeDetector {
   }
 
   /** Selection (maxAgents, budgetBytes) then loss, over what the collaborators sent; fills `info`. */
-  private choose(received: Received[], egoPose: Mat4, info: FrameLinks, frameIndex: number): Received[] {
+  private async choose(received: Received[], egoPose: Mat4, info: FrameLinks, frameIndex: number): Promise<Received[]> {
     let chosen = received;
     const { maxAgents, budgetBytes } = this.opts;
     if (maxAgents !== undefined || budgetBytes !== undefined) {
       const ex = egoPose[3], ey = egoPose[7];
-      const sel = selectAgents(
-        received.map((r) => ({
+      const candidates: SelectionCandidate[] = [];
+      for (const r of received) {
+        // A camera-only agent has no returns to go by: the square of its grid stands in for its field of view.
+        const lidar = (this.framePlan?.get(r.link.agent.agentId) ?? 'lidar') !== 'camera';
+        candidates.push({
           agentId: r.link.agent.agentId,
           distanceM: Math.hypot(r.link.pose[3] - ex, r.link.pose[7] - ey),
-          coverage: coverageFraction(r.link.toEgo, this.models.grid),
+          coverage: lidar ? fieldOfViewFraction(await r.link.agent.loadPoints(), r.link.toEgo, this.models.grid) : coverageFraction(r.link.toEgo, this.models.grid),
           bytes: r.bytes,
-        })),
-        { maxAgents, budgetBytes },
-      );
+        });
+      }
+      const sel = selectAgents(candidates, { maxAgents, budgetBytes });
       info.skipped.push(...sel.skipped);
       chosen = sel.chosen.map((id) => received.find((r) => r.link.agent.agentId === id)!);
     }
@@ -433,7 +438,7 @@ export class CooperativeDetector {
       addTimings(timings, { warp: performance.now() - t });
       received.push({ link, bytes, objects, features: w.features, mask: w.mask });
     }
-    const used = this.choose(received, egoPose, info, frame.index);
+    const used = await this.choose(received, egoPose, info, frame.index);
 
     const egoEnc = await this.encodeAgent(ego, this.buffer(this.encoded, 0, size));
     addTimings(timings, egoEnc.timings);
@@ -529,24 +534,29 @@ export class CooperativeDetector {
       const sent = await this.senderObjects(link.agent, link.captureIndex, link.pose, timings, dropped);
       let objects = sent.objects.map((d) => ({ ...d, box: transformBox(link.toEgo, d.box) }));
       if (compensate && seq && link.ageMs > 0 && link.captureIndex > 0) {
-        const prevFrame = await this.frameAt(seq, link.captureIndex - 1);
-        const prevAgent = prevFrame.agents.find((a) => a.agentId === link.agent.agentId);
-        if (prevAgent) {
-          const t = performance.now();
-          const prevPose = this.senderPose(prevAgent, prevFrame.index);
-          const prev = await this.senderObjects(prevAgent, prevFrame.index, prevPose, timings, dropped);
-          // Both lists in the ego frame of now, each through its own capture pose: a static frame, so the sender's
-          // own motion between them cancels and what is left is the objects' motion.
-          const prevToEgo = multiply(worldToEgo, prevPose);
-          const previous = prev.objects.map((d) => ({ ...d, box: transformBox(prevToEgo, d.box) }));
-          const dtPrev = Number(link.agent.timestampNs - prevAgent.timestampNs) / 1e9;
-          if (dtPrev > 0) objects = compensateLatency(previous, objects, dtPrev, link.ageMs / 1000);
-          addTimings(timings, { compensation: performance.now() - t });
+        const t = performance.now();
+        // The sender's lists before this one (each a message it sent earlier), all in the ego frame of now, each
+        // through its own capture pose: a static frame, so the sender's own motion cancels and what is left is the
+        // objects' motion.
+        const history: Detection[][] = [objects];
+        // Seconds before the newest list, from the integer nanoseconds (epoch nanoseconds overflow float64 precision).
+        const times: number[] = [0];
+        for (let back = 1; back < COMPENSATION_HISTORY && link.captureIndex - back >= 0; back++) {
+          const earlier = await this.frameAt(seq, link.captureIndex - back);
+          const agent = earlier.agents.find((a) => a.agentId === link.agent.agentId);
+          if (!agent || !(agent.timestampNs < link.agent.timestampNs)) break;
+          const pose = this.senderPose(agent, earlier.index);
+          const list = await this.senderObjects(agent, earlier.index, pose, timings, dropped);
+          const toEgo = multiply(worldToEgo, pose);
+          history.unshift(list.objects.map((d) => ({ ...d, box: transformBox(toEgo, d.box) })));
+          times.unshift(Number(agent.timestampNs - link.agent.timestampNs) / 1e9);
         }
+        if (history.length >= 2) objects = compensateLatency(history, times, link.ageMs / 1000);
+        addTimings(timings, { compensation: performance.now() - t });
       }
       received.push({ link, bytes: sent.bytes, objects });
     }
-    const used = this.choose(received, egoPose, info, frame.index);
+    const used = await this.choose(received, egoPose, info, frame.index);
     const bytes: Record<string, number> = { [ego.agentId]: own.bytes };
     for (const r of used) bytes[r.link.agent.agentId] = r.bytes;
     const t = performance.now();
@@ -580,7 +590,7 @@ export class CooperativeDetector {
       const r = await send(link.agent, link.captureIndex, link.pose);
       received.push({ link, bytes: r.bytes, points: r.points });
     }
-    const used = this.choose(received, egoPose, info, frame.index);
+    const used = await this.choose(received, egoPose, info, frame.index);
     const bytes: Record<string, number> = { [ego.agentId]: own.bytes };
     for (const r of used) bytes[r.link.agent.agentId] = r.bytes;
     const t = performance.now();

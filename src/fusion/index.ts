@@ -17,7 +17,7 @@ export {
 export { meanFuse } from './mean-fusion.ts';
 export { type WeightedBoxFusionOptions, weightedBoxFusion } from './wbf.ts';
 export { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
-export { type VelocityOptions, compensateLatency, delayedFrameIndex, estimateVelocities } from './latency.ts';
+export { type VelocityOptions, compensateLatency, delayedFrameIndex, estimateVelocities, estimateVelocitiesFromHistory } from './latency.ts';
 export { type PoseNoise, type PoseNoiseStd, applyPoseNoise, keyedRng, messageLost, parsePoseNoise, samplePoseNoise } from './impairments.ts';
 export {
   type AgentSelection,
@@ -25,6 +25,7 @@ export {
   type SelectionOptions,
   type SelectionSkipReason,
   coverageFraction,
+  fieldOfViewFraction,
   selectAgents,
 } from './selection.ts';
 export { type SequenceRun, evaluateSequence, gridEvalRange } from './evaluate.ts';

@@ -51,6 +51,7 @@ export const REJECTION_REASONS = [
   'grid-mismatch',
   'non-finite',
   'corrupt',
+  'unsupported-codec',
   'internal',
 ] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
@@ -105,6 +106,9 @@ export interface MessageGateOptions {
    * `keyId` undefined), but a signature from a sender in `trust` that does not verify is still refused.
    */
   requireSignatures: boolean;
+  /** Learned channel-reduction ratios this receiver can expand (its manifest's); other `c<ratio>` features are
+   * refused ('unsupported-codec'). Default none. */
+  channelReductionRatios?: readonly number[];
   /** Point clouds announcing more points are refused ('corrupt'). Default the codec's DEFAULT_MAX_POINTS. */
   maxPoints?: number;
   /** Where rejections are counted and logged; default a new RejectionLog without a logger. */
@@ -314,7 +318,7 @@ function checkGrid(grid: v2xfuse.v1.BevGrid.$Properties, receiver: GateGrid | un
   }
 }
 
-function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefined): v2xfuse.v1.FeatureEncoding.$Properties {
+function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefined, reductionRatios: readonly number[]): v2xfuse.v1.FeatureEncoding.$Properties {
   const grid = required(m.grid, 'grid');
   const enc = required(m.encoding, 'encoding');
   checkEnum(QUANTIZATIONS, enc.quantization, 'encoding.quantization');
@@ -326,9 +330,19 @@ function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefine
   for (let c = 0; c < scales.length; c++) checkFinite(scales[c], `encoding.channelScale[${c}]`);
   for (let c = 0; c < offsets.length; c++) checkFinite(offsets[c], `encoding.channelOffset[${c}]`);
   checkGrid(grid, receiver);
-  // The payload decodes to the shape its encoding states; it must be the grid's, or cells would be misplaced.
-  for (const [f, g] of [['channels', 'channels'], ['height', 'height'], ['width', 'width']] as const) {
-    if ((enc[f] ?? 0) !== (grid[g] ?? 0)) refuse('grid-mismatch', `encoding.${f} = ${enc[f] ?? 0}, but grid.${g} = ${grid[g] ?? 0}`);
+  // A learned channel reduction is only usable with the same decoder the receiver has (same manifest).
+  const ratio = enc.channelReductionRatio ?? 0;
+  if (ratio > 1 && !reductionRatios.includes(ratio)) {
+    refuse('unsupported-codec', `channel reduction c${ratio}: this receiver can expand ${reductionRatios.length ? reductionRatios.map((r) => `c${r}`).join(', ') : 'none'}`);
+  }
+  // The payload decodes to the shape its encoding states; it must be the grid's (its channels divided by the
+  // reduction ratio), or cells would be misplaced.
+  const expectedChannels = ratio > 1 ? (grid.channels ?? 0) / ratio : grid.channels ?? 0;
+  if ((enc.channels ?? 0) !== expectedChannels) {
+    refuse('grid-mismatch', `encoding.channels = ${enc.channels ?? 0}, but grid.channels = ${grid.channels ?? 0}${ratio > 1 ? ` / c${ratio} = ${expectedChannels}` : ''}`);
+  }
+  for (const f of ['height', 'width'] as const) {
+    if ((enc[f] ?? 0) !== (grid[f] ?? 0)) refuse('grid-mismatch', `encoding.${f} = ${enc[f] ?? 0}, but grid.${f} = ${grid[f] ?? 0}`);
   }
   return enc;
 }
@@ -538,8 +552,11 @@ export class MessageGate {
       switch (kind) {
         case 'features': {
           const m = message as v2xfuse.v1.FeatureFrame;
-          const enc = checkFeatures(m, this.options.grid);
-          payload = decodeFeatures(m.payload, enc, { maxValues: this.maxValues, out: options.out, mask: options.mask });
+          const enc = checkFeatures(m, this.options.grid, this.options.channelReductionRatios ?? []);
+          // A channel-reduced map fills the first channels / ratio planes of the caller's full-size buffer.
+          const values = (enc.channels ?? 0) * (enc.height ?? 0) * (enc.width ?? 0);
+          const out = options.out && options.out.length > values ? options.out.subarray(0, values) : options.out;
+          payload = decodeFeatures(m.payload, enc, { maxValues: this.maxValues, out, mask: options.mask });
           break;
         }
         case 'points': {

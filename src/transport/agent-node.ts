@@ -1,7 +1,7 @@
 // One agent node: replays one agent's frames from a dataset, runs its encoder, encodes what its fusion mode sends
 // (BEV features, an object list, or its points), and publishes it over MQTT, with its status retained and a last
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
-import { type CodecCapabilities, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
+import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
 import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
 import { detectionsToObjects } from '../fusion/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
@@ -19,7 +19,7 @@ import {
   signMessage,
   wire,
 } from '../messages/index.ts';
-import { type DeviceOption, PerceptionModels, featureShape } from '../perception/index.ts';
+import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, featureShape } from '../perception/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { replayAgentFrames } from './replay.ts';
@@ -146,7 +146,15 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   if (models.notice) log(models.notice);
   const needsHead = o.mode === 'late' || featureSpec?.selection !== undefined;
   if (needsHead && !models.head) throw new AgentNodeError(`${o.models}: ${o.mode === 'late' ? 'late fusion' : `codec ${codecName}`} needs the detection head, and the manifest names none`);
-  const capabilities: CodecCapabilities = {};
+  const capabilities: CodecCapabilities = { channelReductionRatios: channelReductionRatios(models.manifest) };
+  // `c<ratio>`: the manifest's learned encoder shrinks the channels before quantisation (codec.ts refuses ratios the
+  // manifest lacks, with the ones it has).
+  const ratio = featureSpec?.channelReduction?.ratio;
+  let reducer: ChannelReducer | undefined;
+  if (ratio !== undefined) {
+    assertCodecAvailable(featureSpec!, capabilities);
+    reducer = await ChannelReducer.load(models.manifest, ratio, { device: models.provider, threads: o.threads });
+  }
   const [C, H, W] = featureShape(models.grid);
   const confidence = new Float32Array(H * W);
   const anchors = models.manifest.anchors.length;
@@ -279,11 +287,20 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
             stage('confidence', (r.timings.head ?? 0));
             confidenceMap(r.clsLogits, anchors, H * W, confidence);
           }
+          let map = enc.features;
+          if (reducer) {
+            const r = await reducer.reduce(map);
+            stage('reduce', r.timings.reduce ?? 0);
+            map = r.reduced;
+          }
           t = performance.now();
-          const coded = encodeFeatures(enc.features, H, W, C, featureSpec!, { ...capabilities, confidence });
+          const coded = encodeFeatures(map, H, W, reducer ? reducer.reducedChannels : C, featureSpec!, { ...capabilities, confidence });
           stage('codec', performance.now() - t);
           kind = 'features';
-          bytes = serialize('features', { header: header('features', f.captureNs, pose), grid: wireGrid, encoding: coded.header, payload: coded.payload });
+          bytes = serialize('features', {
+            header: header('features', f.captureNs, pose), grid: wireGrid,
+            encoding: { ...coded.header, channelReductionRatio: reducer ? reducer.ratio : 0 }, payload: coded.payload,
+          });
         }
       }
       t = performance.now();
@@ -304,6 +321,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     throw err;
   } finally {
     await link?.end();
+    await reducer?.dispose();
     await models.dispose();
   }
 }

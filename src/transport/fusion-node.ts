@@ -24,7 +24,7 @@ import {
   signMessage,
   wire,
 } from '../messages/index.ts';
-import { type DeviceOption, PerceptionModels, featureShape } from '../perception/index.ts';
+import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, featureShape } from '../perception/index.ts';
 import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, type TrajectoryPredictor, predictTracks } from '../prediction/index.ts';
 import { MultiObjectTracker, type MotionModel } from '../tracking/index.ts';
 import { MqttLink } from './mqtt-link.ts';
@@ -101,6 +101,8 @@ interface Admitted {
   message: MessageOfKind['features'] | MessageOfKind['objects'] | MessageOfKind['points'];
   /** Decoded by the gate: the feature map (a pooled buffer) and its sent-cell mask, or the points. */
   features?: { features: Float32Array; mask: Uint8Array };
+  /** Settles once `features` holds the full map (a channel-reduced message is expanded by the learned decoder). */
+  ready?: Promise<void>;
   points?: Float32Array;
   /** Went into at least one fused frame. */
   used: boolean;
@@ -179,6 +181,9 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const histories = new Map<number, Box7[]>();
   let firstCaptureNs: bigint | undefined;
 
+  // The learned channel decoders of the manifest, to expand `c<ratio>` features (small models: load them all).
+  const reducers = new Map<number, ChannelReducer>();
+  for (const r of channelReductionRatios(models.manifest)) reducers.set(r, await ChannelReducer.load(models.manifest, r, { device: models.provider, threads: o.threads }));
   const rejections = new RejectionLog((line) => log(line));
   const gate = new MessageGate({
     log: rejections,
@@ -195,6 +200,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     maxFutureMs: o.maxFutureMs ?? (clock === 'wall' ? 500 : REPLAY_TIME_WINDOW_MS),
     trust,
     requireSignatures: o.requireSignatures ?? false,
+    channelReductionRatios: [...reducers.keys()],
   });
 
   const summary: FusionNodeSummary = {
@@ -261,6 +267,25 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       if (!list || list.length === 0 || list[list.length - 1].captureNs < t - maxOffsetNs) return false;
     }
     return true;
+  };
+
+  // A `c<ratio>` message decodes to channels / ratio planes at the start of the map buffer; the learned decoder
+  // turns them back into the full map, in place.
+  const expandReduced = async (m: MessageOfKind['features'], map: { features: Float32Array; mask: Uint8Array }): Promise<void> => {
+    const ratio = m.encoding?.channelReductionRatio ?? 0;
+    if (ratio <= 1) return;
+    const t0 = performance.now();
+    const reducer = reducers.get(ratio)!;
+    try {
+      const reduced = map.features.slice(0, reducer.reducedChannels * plane);
+      await reducer.expand(reduced, map.features);
+    } catch (err) {
+      // The message then contributes nothing (its mask says no cell was sent); said once, counted.
+      map.mask.fill(0);
+      if (!nodeDrops['expand-error']) log(`channel decoder c${ratio} failed: ${(err as Error).message}`);
+      drop('expand-error');
+    }
+    stage('expand', performance.now() - t0);
   };
 
   const nearest = (agent: string, t: bigint): Admitted | undefined => {
@@ -338,7 +363,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
       detections = r.detections;
     } else {
-      // The gate decoded every map on arrival (its time is in 'admit').
+      // The gate decoded every map on arrival (its time is in 'admit'); reduced ones are expanded by now.
+      await Promise.all([ego.ready, ...collaborators.map((c) => c.m.ready)]);
       const egoMap = ego.features!.features;
       const aligned: Float32Array[] = [egoMap];
       const alignedMasks: (Float32Array | null)[] = [null];
@@ -504,6 +530,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       codec: kind === 'features' ? (r.message as MessageOfKind['features']).encoding?.spec ?? '' : kind === 'points' ? (r.message as MessageOfKind['points']).encoding?.spec ?? '' : 'objects',
       message: r.message as Admitted['message'],
       features: kind === 'features' ? map : undefined,
+      ready: kind === 'features' ? expandReduced(r.message as MessageOfKind['features'], map!) : undefined,
       points: kind === 'points' ? (r.payload as { points: Float32Array }).points : undefined,
       used: false,
     };
@@ -551,6 +578,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     for (const p of pending) clearTimeout(p.timer);
     await link?.end();
     if (predictor instanceof MotionPredictor) await predictor.release();
+    for (const r of reducers.values()) await r.dispose();
     await models.dispose();
   }
 }

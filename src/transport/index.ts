@@ -67,3 +67,16 @@ export {
 export { FusionNodeError, type FusionNodeOptions, type FusionNodeSummary, NODE_FUSION_MODES, type NodeFusionMode, runFusionNode } from './fusion-node.ts';
 export { type BytesStats, type Percentiles, type ReportInputs, type RunReport, buildRunReport, formatRunReport, percentiles } from './report.ts';
 export { RunError, type RunOptions, runDeployment } from './run.ts';
+export {
+  GROUND_TRUTH_CHANNEL,
+  RECORDING_PROFILE,
+  type DatasetRecordingOptions,
+  RecorderError,
+  type RecordingSummary,
+  SessionRecorder,
+  cameraChannel,
+  decimatePoints,
+  groundTruthScene,
+  lidarChannel,
+  wireDescriptorSet,
+} from './recorder.ts';

@@ -17,6 +17,7 @@ import type { AgentNodeSummary } from './agent-node.ts';
 import { startEmbeddedBroker } from './broker.ts';
 import type { FusionNodeSummary, NodeFusionMode } from './fusion-node.ts';
 import { MqttLink } from './mqtt-link.ts';
+import { SessionRecorder } from './recorder.ts';
 import { epochNowNs } from './clock.ts';
 import { type RunReport, buildRunReport } from './report.ts';
 import { type ScoredFrame, scoreFusionResults } from './score.ts';
@@ -52,6 +53,8 @@ export interface RunOptions {
   motion?: 'cv' | 'ctrv';
   /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
   sign?: boolean;
+  /** Record every message of the run, with the dataset's points, images and ground truth, into this MCAP file. */
+  record?: string;
   onProgress?: (fused: number, total: number) => void;
   log?: (line: string) => void;
 }
@@ -141,6 +144,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   const session = `run-${randomBytes(4).toString('hex')}`;
   const children: Child[] = [];
   let results: MqttLink | undefined;
+  let recorder: SessionRecorder | undefined;
   try {
     // The evaluator subscribes first: nothing the fusion node publishes is missed.
     // It also follows the agents' status, to start a lockstep replay once every agent is running.
@@ -162,6 +166,10 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       }
     });
     await results.subscribe([fusionResultsFilter(session), agentKindFilter(session, 'status')], 1);
+    if (o.record) {
+      recorder = await SessionRecorder.create(o.record);
+      await recorder.follow(brokerUrl, session);
+    }
 
     // Signing: one fresh key per agent, and the trust list the fusion node checks them against.
     const keyArgs = new Map<string, string[]>();
@@ -197,6 +205,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     // One epoch for every agent: the same dataset frame carries the same capture time in all their messages.
     // Paced replay starts a little later so that every agent has loaded its models by the first frame.
     const epochNs = epochNowNs() + (o.rateHz > 0 ? PACED_START_DELAY_NS : 0n);
+    await recorder?.recordSequence(seq, { frames, egoId, epochNs });
     // As fast as possible = lockstep: the ego's frames, with the capture times its agent will stamp (replay.ts).
     const lockstep = o.rateHz === 0;
     const schedule: { index: number; captureNs: bigint }[] = [];
@@ -258,6 +267,10 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     }
     // Results the fusion node published last may still be in flight to the evaluator.
     await new Promise((r) => setTimeout(r, 200));
+    if (recorder) {
+      const recording = await recorder.close();
+      log(`recorded ${Object.values(recording.messages).reduce((a, b) => a + b, 0)} messages (${(recording.bytes / 1e6).toFixed(1)} MB) into ${recording.path}`);
+    }
 
     const agents: AgentNodeSummary[] = [];
     for (const [, path] of agentSummaries) agents.push(JSON.parse(await readFile(path, 'utf8')) as AgentNodeSummary);
@@ -310,6 +323,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   } finally {
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM');
     await results?.end().catch(() => {});
+    await recorder?.close().catch(() => {});
     await embedded?.close();
     await rm(work, { recursive: true, force: true });
   }

@@ -68,7 +68,7 @@ test('detect --fusion late / early: object lists and point clouds from every age
   assert.equal(plain.code, 0, plain.stderr);
   assert.match(plain.stdout, /fusion late/);
   assert.match(plain.stdout, /message bytes per agent per frame: mean \d+/);
-  const bad = await runCli(['detect', fixture, '--models', tiny, '--fusion', 'hybrid']);
+  const bad = await runCli(['detect', fixture, '--models', tiny, '--fusion', 'mid']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--fusion must be one of none, intermediate, max, attention, late, early/);
+  assert.match(bad.stderr, /--fusion must be one of none, intermediate, max, mean, attention, late, early, hybrid/);
 });

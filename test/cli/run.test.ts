@@ -69,6 +69,19 @@ test('run --sign: late fusion of signed object lists of a few hundred bytes, all
   assert.deepEqual(report.ap, await inProcessAp('late'));
 });
 
+test('run --codec c16+int8+deflate: the learned channel reduction on the sender, its decoder in the fusion node', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--codec', 'c16+int8+deflate', '--json', '--predictor', 'none'], 150_000);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as RunReport;
+  assert.equal(report.framesFused, 3);
+  assert.deepEqual(report.dropped, {});
+  assert.equal(report.codec, 'c16+int8+deflate');
+  // 4 of 64 channels, int8, deflated: about 25-30 kB, where int8+deflate of all 64 is about 340 kB.
+  assert.ok(report.bytesPerMessage.features.mean < 40_000, String(report.bytesPerMessage.features.mean));
+  assert.ok(report.latencyMs['fusion.expand']?.count > 0, 'the fusion node expanded the reduced maps');
+  assert.ok(report.ap['0.5'] > 0);
+});
+
 test('run: a bad dataset path fails in one line before anything starts', async () => {
   const r = await runCli(['run', '/nonexistent/dataset']);
   assert.equal(r.code, 3);

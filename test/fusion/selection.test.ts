@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { identity, poseToMatrix } from '../../src/geometry/index.ts';
-import { FusionInputError, coverageFraction, selectAgents, type SelectionCandidate } from '../../src/fusion/index.ts';
+import { FusionInputError, coverageFraction, fieldOfViewFraction, selectAgents, type SelectionCandidate } from '../../src/fusion/index.ts';
 import { DEFAULT_BEV_GRID } from '../../src/perception/index.ts';
 
 test('coverageFraction: all of the grid for the ego itself, half when shifted by half the grid, none beyond it', () => {
@@ -10,6 +10,18 @@ test('coverageFraction: all of the grid for the ego itself, half when shifted by
   assert.equal(coverageFraction(poseToMatrix({ x: 51.2, y: 0, z: 0, roll: 0, pitch: 0, yaw: 0 }), DEFAULT_BEV_GRID), 0.5);
   assert.equal(coverageFraction(poseToMatrix({ x: 51.2, y: 51.2, z: 0, roll: 0, pitch: 0, yaw: 0 }), DEFAULT_BEV_GRID), 0.25);
   assert.equal(coverageFraction(poseToMatrix({ x: 0, y: 150, z: 0, roll: 0, pitch: 0, yaw: 1 }), DEFAULT_BEV_GRID), 0);
+});
+
+test('fieldOfViewFraction counts the ego cells where the agent has returns its encoder keeps', () => {
+  const cells = 128 * 128;
+  // Two points in one 0.8 m cell, one in another, one above the grid's z range (1 m), one outside its x range.
+  const pts = new Float32Array([0.1, 0.1, -1, 0.5, 0.3, 0.2, -1.5, 0.5, 10.1, 0.1, -1, 0.5, 5, 5, 2, 0.5, 60, 0, -1, 0.5]);
+  assert.equal(fieldOfViewFraction(pts, identity(), DEFAULT_BEV_GRID), 2 / cells);
+  // 50 m ahead of the ego, the point at x = 10.1 lands at 60.1 m: off the ego's grid; the one at 0.1 at 50.1 m: on it.
+  assert.equal(fieldOfViewFraction(pts, poseToMatrix({ x: 50, y: 0, z: 0, roll: 0, pitch: 0, yaw: 0 }), DEFAULT_BEV_GRID), 1 / cells);
+  // Turned by 90°: (10.1, 0.1) lands at (−0.1, 10.1), still its own cell.
+  assert.equal(fieldOfViewFraction(pts, poseToMatrix({ x: 0, y: 0, z: 0, roll: 0, pitch: 0, yaw: Math.PI / 2 }), DEFAULT_BEV_GRID), 2 / cells);
+  assert.throws(() => fieldOfViewFraction(new Float32Array(5), identity(), DEFAULT_BEV_GRID), FusionInputError);
 });
 
 const cand = (agentId: string, coverage: number, distanceM: number, bytes?: number): SelectionCandidate => ({ agentId, coverage, distanceM, bytes });

@@ -964,6 +964,13 @@ export namespace v2xfuse {
             payloadCrc32: number;
 
             /**
+             * Learned channel reduction (codec stage `c<ratio>`): the payload holds grid.channels / ratio channels, made by
+             * the manifest's channel_encoder_c<ratio>; the receiver restores grid.channels with its channel_decoder_c<ratio>.
+             * 0 or 1 = none (channels = grid.channels).
+             */
+            channelReductionRatio: number;
+
+            /**
              * Creates a new FeatureEncoding instance using the specified properties.
              * @param [properties] Properties to set
              * @returns FeatureEncoding instance
@@ -1085,6 +1092,13 @@ export namespace v2xfuse {
 
                 /** CRC-32 (zlib's polynomial) of `payload` as sent */
                 payloadCrc32?: (number|null);
+
+                /**
+                 * Learned channel reduction (codec stage `c<ratio>`): the payload holds grid.channels / ratio channels, made by
+                 * the manifest's channel_encoder_c<ratio>; the receiver restores grid.channels with its channel_decoder_c<ratio>.
+                 * 0 or 1 = none (channels = grid.channels).
+                 */
+                channelReductionRatio?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

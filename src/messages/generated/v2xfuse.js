@@ -2497,6 +2497,9 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @property {Array.<number>|null} [channelOffset] int8 / int4: one per channel
              * @property {number|null} [packedBytes] payload length before the entropy stage
              * @property {number|null} [payloadCrc32] CRC-32 (zlib's polynomial) of `payload` as sent
+             * @property {number|null} [channelReductionRatio] Learned channel reduction (codec stage `c<ratio>`): the payload holds grid.channels / ratio channels, made by
+             * the manifest's channel_encoder_c<ratio>; the receiver restores grid.channels with its channel_decoder_c<ratio>.
+             * 0 or 1 = none (channels = grid.channels).
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2637,6 +2640,16 @@ export const v2xfuse = $root.v2xfuse = (() => {
             FeatureEncoding.prototype.payloadCrc32 = 0;
 
             /**
+             * Learned channel reduction (codec stage `c<ratio>`): the payload holds grid.channels / ratio channels, made by
+             * the manifest's channel_encoder_c<ratio>; the receiver restores grid.channels with its channel_decoder_c<ratio>.
+             * 0 or 1 = none (channels = grid.channels).
+             * @member {number} channelReductionRatio
+             * @memberof v2xfuse.v1.FeatureEncoding
+             * @instance
+             */
+            FeatureEncoding.prototype.channelReductionRatio = 0;
+
+            /**
              * Creates a new FeatureEncoding instance using the specified properties.
              * @function create
              * @memberof v2xfuse.v1.FeatureEncoding
@@ -2694,6 +2707,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     writer.uint32(/* id 12, wireType 0 =*/96).uint32(message.packedBytes);
                 if (message.payloadCrc32 != null && $Object.hasOwnProperty.call(message, "payloadCrc32") && message.payloadCrc32 !== 0)
                     writer.uint32(/* id 13, wireType 5 =*/109).fixed32(message.payloadCrc32);
+                if (message.channelReductionRatio != null && $Object.hasOwnProperty.call(message, "channelReductionRatio") && message.channelReductionRatio !== 0)
+                    writer.uint32(/* id 14, wireType 0 =*/112).uint32(message.channelReductionRatio);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2878,6 +2893,15 @@ export const v2xfuse = $root.v2xfuse = (() => {
                                 delete message.payloadCrc32;
                             continue;
                         }
+                    case 14: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.channelReductionRatio = value;
+                            else
+                                delete message.channelReductionRatio;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -2973,6 +2997,9 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (message.payloadCrc32 != null && $Object.hasOwnProperty.call(message, "payloadCrc32"))
                     if (!$util.isInteger(message.payloadCrc32))
                         return "payloadCrc32: integer expected";
+                if (message.channelReductionRatio != null && $Object.hasOwnProperty.call(message, "channelReductionRatio"))
+                    if (!$util.isInteger(message.channelReductionRatio))
+                        return "channelReductionRatio: integer expected";
                 return null;
             };
 
@@ -3102,6 +3129,9 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (object.payloadCrc32 != null)
                     if ($Number(object.payloadCrc32) !== 0)
                         message.payloadCrc32 = object.payloadCrc32 >>> 0;
+                if (object.channelReductionRatio != null)
+                    if ($Number(object.channelReductionRatio) !== 0)
+                        message.channelReductionRatio = object.channelReductionRatio >>> 0;
                 return message;
             };
 
@@ -3138,6 +3168,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     object.width = 0;
                     object.packedBytes = 0;
                     object.payloadCrc32 = 0;
+                    object.channelReductionRatio = 0;
                 }
                 if (message.spec != null && $Object.hasOwnProperty.call(message, "spec"))
                     object.spec = message.spec;
@@ -3171,6 +3202,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     object.packedBytes = message.packedBytes;
                 if (message.payloadCrc32 != null && $Object.hasOwnProperty.call(message, "payloadCrc32"))
                     object.payloadCrc32 = message.payloadCrc32;
+                if (message.channelReductionRatio != null && $Object.hasOwnProperty.call(message, "channelReductionRatio"))
+                    object.channelReductionRatio = message.channelReductionRatio;
                 return object;
             };
 
