@@ -154,16 +154,6 @@ test('OPV2V ascii clouds: intensity is the red byte of the packed rgb float, ran
   }
 });
 
-test('a parse of the real clouds is fast (binary_compressed 62k points in well under 50 ms)', () => {
-  const buf = readFileSync(VEHICLE_PCD);
-  parsePcd(buf, VEHICLE_PCD);
-  const t0 = performance.now();
-  parsePcd(buf, VEHICLE_PCD);
-  const ms = performance.now() - t0;
-  // Measured ~6 ms; the bound is loose for a shared 2-core machine.
-  assert.ok(ms < 50, `${ms} ms`);
-});
-
 function sampleXyzi(n: number): Float32Array {
   const xyzi = new Float32Array(4 * n);
   let seed = 12345;

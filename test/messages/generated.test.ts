@@ -10,10 +10,7 @@ const GENERATED = path.resolve(process.cwd(), 'src/messages/generated');
 test('src/messages/generated is what tools/gen-proto.sh makes from proto/ (run it after editing a .proto)', () => {
   const fresh = mkdtempSync(path.join(tmpdir(), 'v2xfuse-gen-proto-'));
   try {
-    const started = performance.now();
     execFileSync('bash', [path.resolve(process.cwd(), 'tools/gen-proto.sh'), fresh], { stdio: 'pipe' });
-    const seconds = (performance.now() - started) / 1000;
-    assert.ok(seconds < 15, `generation took ${seconds.toFixed(1)} s`);
     const files = readdirSync(fresh).sort();
     assert.deepEqual(files, ['v2xfuse.d.ts', 'v2xfuse.js']);
     assert.deepEqual(readdirSync(GENERATED).sort(), files, 'src/messages/generated holds exactly the generated files');
