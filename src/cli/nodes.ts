@@ -81,7 +81,8 @@ interface FusionCliOptions {
   username?: string;
   password?: string;
   fusion: NodeFusionMode;
-  combine?: 'attention' | 'max';
+  combine?: 'attention' | 'max' | 'mean';
+  lateMerge?: 'nms' | 'wbf';
   models: string;
   device: DeviceOption;
   threads?: number;
@@ -118,6 +119,8 @@ interface RunCliOptions {
   sign?: boolean;
   predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   motion?: 'cv' | 'ctrv';
+  combine?: 'attention' | 'max' | 'mean';
+  lateMerge?: 'nms' | 'wbf';
   report?: string;
   record?: string;
   json?: boolean;
@@ -180,7 +183,8 @@ export function registerNodes(program: Command): void {
     .option('--username <u>', 'MQTT username')
     .option('--password <p>', 'MQTT password')
     .option('--fusion <mode>', 'none (ego only) | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
-    .option('--combine <c>', 'intermediate fusion: attention (default when the models have it) | max', choice('--combine', ['attention', 'max'] as const))
+    .option('--combine <c>', 'intermediate fusion: attention (default when the models have it) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
+    .option('--late-merge <m>', 'late fusion: nms (score-aware, OpenCOOD) | wbf (weighted box fusion)', choice('--late-merge', ['nms', 'wbf'] as const))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
@@ -202,7 +206,7 @@ export function registerNodes(program: Command): void {
       action(async (o: FusionCliOptions) => {
         const summary = await runFusionNode({
           egoId: o.ego, fusionId: o.id, session: o.session, broker: o.broker, username: o.username, password: o.password,
-          mode: o.fusion, combine: o.combine, models: o.models, device: o.device, threads: o.threads,
+          mode: o.fusion, combine: o.combine, lateMerge: o.lateMerge, models: o.models, device: o.device, threads: o.threads,
           deadlineMs: o.deadlineMs, expect: o.expect?.split(',').map((s) => s.trim()).filter(Boolean),
           maxOffsetMs: o.maxOffsetMs, maxAgeMs: o.maxAgeMs, maxFutureMs: o.maxFutureMs, clock: o.clock,
           trustPath: o.trust, requireSignatures: o.requireSignatures, signingKeyPath: o.key,
@@ -231,6 +235,8 @@ export function registerNodes(program: Command): void {
     .option('--deadline-ms <ms>', 'how long an ego frame waits for collaborators (default 200 paced, 10000 as fast as possible)', nonNegativeNumber('--deadline-ms'))
     .option('--skip-missing', 'leave out frames whose files are absent')
     .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
+    .option('--combine <c>', 'intermediate fusion in the fusion node: attention (default) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
+    .option('--late-merge <m>', 'late fusion in the fusion node: nms (default) | wbf', choice('--late-merge', ['nms', 'wbf'] as const))
     .option('--predictor <p>', "the fusion node's motion predictor: learned (default when the manifest has one) | cv | ctrv | none", choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))
     .option('--motion <m>', "the fusion node's tracker motion model: cv | ctrv", choice('--motion', ['cv', 'ctrv'] as const))
     .option('--sign', 'agents sign every message (ECDSA P-256, a key per agent made for the run); the fusion node refuses what does not verify')
@@ -245,7 +251,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, record: o.record, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

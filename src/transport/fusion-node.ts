@@ -4,7 +4,7 @@
 // Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
 // reason and the node goes on, ego-only if need be.
 import type { Detection } from '../eval/index.ts';
-import { MergedCloudEncoder, fuseLate, maxFuse, mergePointClouds, mergedLength, objectsToDetections, warpToEgo } from '../fusion/index.ts';
+import { MergedCloudEncoder, fuseLate, maxFuse, meanFuse, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type Box7, type Mat4, invertRigid, multiply, poseToMatrix, transformBox } from '../geometry/index.ts';
 import {
   type FusionResultInit,
@@ -51,7 +51,9 @@ export interface FusionNodeOptions {
   /** What the agents send and how it is fused; 'none' uses the ego's own features only. */
   mode: NodeFusionMode;
   /** Intermediate fusion: the trained attention (default when the manifest has it) or element-wise max. */
-  combine?: 'attention' | 'max';
+  combine?: 'attention' | 'max' | 'mean';
+  /** Late fusion: merge the object lists by score-aware NMS (OpenCOOD's, the default) or weighted box fusion. */
+  lateMerge?: 'nms' | 'wbf';
   /** What the ego sends in 'none' mode (its features, by default). */
   models: string;
   device?: DeviceOption;
@@ -116,6 +118,8 @@ interface PendingFrame {
 export interface FusionNodeSummary {
   egoId: string;
   mode: NodeFusionMode;
+  /** What the node actually ran with (defaults resolved). */
+  settings: { combine?: string; lateMerge?: string; tracking: boolean; motion?: string; predictor: string };
   modelId: string;
   protocolVersion: number;
   framesFused: number;
@@ -205,6 +209,10 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
 
   const summary: FusionNodeSummary = {
     egoId: o.egoId, mode: o.mode, modelId: models.manifest.modelId, protocolVersion: 0, framesFused: 0,
+    settings: {
+      ...(o.mode === 'intermediate' ? { combine } : {}), ...(o.mode === 'late' ? { lateMerge: o.lateMerge ?? 'nms' } : {}),
+      tracking, ...(tracking ? { motion: o.motion ?? 'cv' } : {}), predictor: predictorChoice,
+    },
     dropped: {}, droppedByAgent: {}, unused: {}, stageMs: {}, transportMs: [], reconnects: 0,
   };
   const stage = (name: string, ms: number) => (summary.stageMs[name] ??= []).push(ms);
@@ -348,7 +356,10 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       stage('align', performance.now() - tm);
       tm = performance.now();
       const g = models.grid;
-      detections = fuseLate(egoDet, others, { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax } });
+      const range = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax };
+      detections = o.lateMerge === 'wbf'
+        ? weightedBoxFusion([egoDet, ...others], { range })
+        : fuseLate(egoDet, others, { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range });
       stage('fuse', performance.now() - tm);
     } else if (o.mode === 'early') {
       // The gate decoded the points on arrival (its time is in 'admit').
@@ -392,6 +403,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       let bev = egoMap;
       if (aligned.length > 1) {
         if (combine === 'attention') bev = (await models.attention!.fuse(aligned, alignedMasks, fused)).fused;
+        else if (combine === 'mean') bev = meanFuse(aligned, alignedMasks, fused);
         else bev = maxFuse(aligned, alignedMasks, fused);
       }
       stage('fuse', performance.now() - tm);
@@ -560,7 +572,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     summary.protocolVersion = link.protocolVersion;
     link.onMessage(onMessage);
     await link.subscribe([allAgentsFilter(o.session)], 0);
-    log(`fusion node for ego ${o.egoId} (${o.mode}${o.mode === 'intermediate' ? `, ${combine}` : ''}) listening on ${o.broker}, session ${o.session}`);
+    log(`fusion node for ego ${o.egoId} (${o.mode}${o.mode === 'intermediate' ? `, ${combine}` : o.mode === 'late' ? `, ${o.lateMerge ?? 'nms'}` : ''}) listening on ${o.broker}, session ${o.session}`);
     const aborted = new Promise<void>((resolve) => {
       if (o.signal?.aborted) resolve();
       o.signal?.addEventListener('abort', () => resolve(), { once: true });

@@ -32,6 +32,8 @@ export interface RunReport {
   scenario: string;
   ego: string;
   fusion: string;
+  /** The fusion node's settings as it ran (combine, late merge, tracking motion model, predictor). */
+  fusionSettings: FusionNodeSummary['settings'];
   codec: string;
   broker: string;
   protocolVersion: number;
@@ -131,6 +133,7 @@ export function buildRunReport(i: ReportInputs): RunReport {
     scenario: i.scenario,
     ego: i.ego,
     fusion: i.fusion,
+    fusionSettings: i.fusionNode.settings,
     codec: i.codec,
     broker: i.broker,
     protocolVersion: i.fusionNode.protocolVersion,

@@ -51,6 +51,8 @@ export interface RunOptions {
   /** The fusion node's predictor and tracker motion model (see FusionNodeOptions). */
   predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   motion?: 'cv' | 'ctrv';
+  combine?: 'attention' | 'max' | 'mean';
+  lateMerge?: 'nms' | 'wbf';
   /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
   sign?: boolean;
   /** Record every message of the run, with the dataset's points, images and ground truth, into this MCAP file. */
@@ -198,6 +200,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
       '--threads', String(o.threads ?? 1), ...trustArgs,
       ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
+      ...(o.combine ? ['--combine', o.combine] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
     ], log);
     children.push(fusion);
     await waitForLine(fusion, 'listening on', 60_000);

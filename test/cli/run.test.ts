@@ -15,12 +15,12 @@ import { projectRoot, runCli } from './helpers.ts';
 
 const FIXTURE = resolve(projectRoot, 'datasets/fixture/fixture-s1');
 
-async function inProcessAp(mode: 'attention' | 'late'): Promise<Record<string, number>> {
+async function inProcessAp(mode: 'attention' | 'late', opts: { lateMerge?: 'nms' | 'wbf' } = {}): Promise<Record<string, number>> {
   const models = await PerceptionModels.load(resolve(projectRoot, 'models/manifest.json'));
   try {
     const seq = (await openDataset(FIXTURE)).scenarios[0];
     const acc = new ClassAwareApAccumulator(undefined, models.manifest.anchors.map((a) => a.cls));
-    await evaluateSequence(seq, new CooperativeDetector(models, mode), seq.agents[0].id, acc);
+    await evaluateSequence(seq, new CooperativeDetector(models, mode, opts), seq.agents[0].id, acc);
     return Object.fromEntries(Object.entries(acc.result().vehicle).map(([k, v]) => [k, v.ap]));
   } finally {
     await models.dispose();
@@ -67,6 +67,15 @@ test('run --sign: late fusion of signed object lists of a few hundred bytes, all
   assert.ok(report.bytesPerMessage.objects.mean < 2000, String(report.bytesPerMessage.objects.mean));
   // Object lists through protobuf, signatures and MQTT fuse to what the in-process late fusion gives.
   assert.deepEqual(report.ap, await inProcessAp('late'));
+});
+
+test('run --fusion late --late-merge wbf: weighted box fusion in the node scores what it scores in process', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--fusion', 'late', '--late-merge', 'wbf', '--json', '--predictor', 'none'], 150_000);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as RunReport;
+  assert.deepEqual(report.ap, await inProcessAp('late', { lateMerge: 'wbf' }));
+  assert.equal(report.fusionSettings.lateMerge, 'wbf', 'the option reached the fusion node');
+  assert.equal(report.fusionSettings.predictor, 'none');
 });
 
 test('run --codec c16+int8+deflate: the learned channel reduction on the sender, its decoder in the fusion node', { timeout: 180_000 }, async () => {

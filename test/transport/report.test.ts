@@ -24,6 +24,7 @@ function agent(id: string, features: number[], stageMs: Record<string, number[]>
 test('the report counts collaborators on the V2X link and the ego apart, at 10 Hz', () => {
   const fusionNode: FusionNodeSummary = {
     egoId: '100', mode: 'intermediate', modelId: 'm', protocolVersion: 4, framesFused: 3,
+    settings: { combine: 'attention', tracking: true, motion: 'cv', predictor: 'learned' },
     dropped: { malformed: 2 }, droppedByAgent: { '101': { malformed: 2 } }, unused: { '101': 1 },
     stageMs: { head: [10, 20, 30] }, transportMs: [1, 2, 3], reconnects: 0,
   };
