@@ -3,7 +3,8 @@
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
 import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
-import { detectionsToObjects } from '../fusion/index.ts';
+import { detectionsToObjects, objectsOutsideSentCells } from '../fusion/index.ts';
+import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
 import {
   type AgentStatusInit,
@@ -25,8 +26,9 @@ import { epochNowNs } from './clock.ts';
 import { replayAgentFrames } from './replay.ts';
 import { agentTopic, replayTickTopic } from './topics.ts';
 
-export type AgentFusionMode = 'intermediate' | 'late' | 'early';
-export const AGENT_FUSION_MODES: readonly AgentFusionMode[] = ['intermediate', 'late', 'early'];
+/** hybrid: the features of the cells its codec selects, plus an object list of the detections outside them. */
+export type AgentFusionMode = 'intermediate' | 'late' | 'early' | 'hybrid';
+export const AGENT_FUSION_MODES: readonly AgentFusionMode[] = ['intermediate', 'late', 'early', 'hybrid'];
 
 /**
  * What a mode sends when no --codec is given. Features: Where2comm's selection (the 10 % of cells the sender's own
@@ -136,7 +138,8 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   if (!info) throw new AgentNodeError(`--id ${o.agentId}: no such agent in ${seq.name} (agents: ${seq.agents.map((a) => a.id).join(', ')})`);
 
   // Parse the codec before anything slow, so a typo fails at once.
-  const featureSpec = o.mode === 'intermediate' ? parseCodecSpec(o.codec ?? DEFAULT_FEATURE_CODEC) : undefined;
+  const sendsFeatures = o.mode === 'intermediate' || o.mode === 'hybrid';
+  const featureSpec = sendsFeatures ? parseCodecSpec(o.codec ?? DEFAULT_FEATURE_CODEC) : undefined;
   const pointSpec = o.mode === 'early' ? parsePointCodecSpec(o.codec ?? DEFAULT_POINT_CODEC) : undefined;
   if (o.mode === 'late' && o.codec !== undefined) throw new AgentNodeError(`--codec ${o.codec}: late fusion sends object lists, which take no codec`);
   const codecName = featureSpec ? formatCodecSpec(featureSpec) : pointSpec ? formatPointCodecSpec(pointSpec) : 'objects';
@@ -144,7 +147,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
 
   const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
   if (models.notice) log(models.notice);
-  const needsHead = o.mode === 'late' || featureSpec?.selection !== undefined;
+  const needsHead = o.mode === 'late' || o.mode === 'hybrid' || featureSpec?.selection !== undefined;
   if (needsHead && !models.head) throw new AgentNodeError(`${o.models}: ${o.mode === 'late' ? 'late fusion' : `codec ${codecName}`} needs the detection head, and the manifest names none`);
   const capabilities: CodecCapabilities = { channelReductionRatios: channelReductionRatios(models.manifest) };
   // `c<ratio>`: the manifest's learned encoder shrinks the channels before quantisation (codec.ts refuses ratios the
@@ -195,12 +198,12 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     const status: AgentStatusInit = {
       header: header('status', epochNowNs()),
       state,
-      fusionMode: o.mode === 'intermediate' ? wire.FusionMode.FUSION_MODE_INTERMEDIATE : o.mode === 'late' ? wire.FusionMode.FUSION_MODE_LATE : wire.FusionMode.FUSION_MODE_EARLY,
+      fusionMode: ({ intermediate: wire.FusionMode.FUSION_MODE_INTERMEDIATE, late: wire.FusionMode.FUSION_MODE_LATE, early: wire.FusionMode.FUSION_MODE_EARLY, hybrid: wire.FusionMode.FUSION_MODE_HYBRID } as const)[o.mode],
       codec: codecName,
       frameRateHz: o.rateHz,
       framesPublished: summary.frames,
       bytesPublished,
-      ...(o.mode === 'intermediate' ? { grid: wireGrid } : {}),
+      ...(sendsFeatures ? { grid: wireGrid } : {}),
       detail,
     };
     return serialize('status', status);
@@ -267,6 +270,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       const pose = (o.noisyPoses && f.agent.noisyLidarToWorld) || f.agent.lidarToWorld;
       let bytes: Uint8Array;
       let kind: 'features' | 'objects' | 'points';
+      let featureBytes = 0;
       if (o.mode === 'early') {
         t = performance.now();
         const enc = encodePoints(points, pointSpec!);
@@ -282,10 +286,12 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
           kind = 'objects';
           bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections) });
         } else {
-          if (featureSpec!.selection) {
+          let own: Detection[] = [];
+          if (featureSpec!.selection || o.mode === 'hybrid') {
             const r = await models.head!.detect(enc.features);
             stage('confidence', (r.timings.head ?? 0));
             confidenceMap(r.clsLogits, anchors, H * W, confidence);
+            own = r.detections;
           }
           let map = enc.features;
           if (reducer) {
@@ -301,13 +307,20 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
             header: header('features', f.captureNs, pose), grid: wireGrid,
             encoding: { ...coded.header, channelReductionRatio: reducer ? reducer.ratio : 0 }, payload: coded.payload,
           });
+          if (o.mode === 'hybrid') {
+            // What the features leave out, the object list carries: the sender's own detections outside its sent cells.
+            await publish('features', bytes);
+            featureBytes = bytes.byteLength;
+            kind = 'objects';
+            bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(objectsOutsideSentCells(own, coded.mask, models.grid)) });
+          }
         }
       }
       t = performance.now();
       await publish(kind, bytes);
       stage('publish', performance.now() - t);
       summary.frames++;
-      summary.perFrame.push({ index: f.index, captureNs: f.captureNs.toString(), startWallNs: startWall.toString(), publishWallNs: epochNowNs().toString(), bytes: bytes.byteLength });
+      summary.perFrame.push({ index: f.index, captureNs: f.captureNs.toString(), startWallNs: startWall.toString(), publishWallNs: epochNowNs().toString(), bytes: featureBytes + bytes.byteLength });
       o.onFrame?.(++done, total);
     }
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, `finished: ${summary.frames} frames`), true);

@@ -4,7 +4,7 @@
 // Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
 // reason and the node goes on, ego-only if need be.
 import type { Detection } from '../eval/index.ts';
-import { MergedCloudEncoder, fuseLate, maxFuse, meanFuse, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
+import { MergedCloudEncoder, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type Box7, type Mat4, invertRigid, multiply, poseToMatrix, transformBox } from '../geometry/index.ts';
 import {
   type FusionResultInit,
@@ -31,13 +31,15 @@ import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { allAgentsFilter, fusionResultTopic, parseTopic } from './topics.ts';
 
-export type NodeFusionMode = 'none' | 'intermediate' | 'late' | 'early';
-export const NODE_FUSION_MODES: readonly NodeFusionMode[] = ['none', 'intermediate', 'late', 'early'];
+/** hybrid: collaborators' features for the cells they sent, plus their objects outside those cells (CoSDH's idea). */
+export type NodeFusionMode = 'none' | 'intermediate' | 'late' | 'early' | 'hybrid';
+export const NODE_FUSION_MODES: readonly NodeFusionMode[] = ['none', 'intermediate', 'late', 'early', 'hybrid'];
 
 const DATA_KIND: Record<Exclude<NodeFusionMode, 'none'>, 'features' | 'objects' | 'points'> = {
   intermediate: 'features',
   late: 'objects',
   early: 'points',
+  hybrid: 'features',
 };
 
 export interface FusionNodeOptions {
@@ -210,7 +212,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const summary: FusionNodeSummary = {
     egoId: o.egoId, mode: o.mode, modelId: models.manifest.modelId, protocolVersion: 0, framesFused: 0,
     settings: {
-      ...(o.mode === 'intermediate' ? { combine } : {}), ...(o.mode === 'late' ? { lateMerge: o.lateMerge ?? 'nms' } : {}),
+      ...(o.mode === 'intermediate' || o.mode === 'hybrid' ? { combine } : {}), ...(o.mode === 'late' ? { lateMerge: o.lateMerge ?? 'nms' } : {}),
       tracking, ...(tracking ? { motion: o.motion ?? 'cv' } : {}), predictor: predictorChoice,
     },
     dropped: {}, droppedByAgent: {}, unused: {}, stageMs: {}, transportMs: [], reconnects: 0,
@@ -219,6 +221,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
 
   // Per agent: the newest admitted messages of the mode's kind, oldest first; its live state from status.
   const buffered = new Map<string, Admitted[]>();
+  // Hybrid mode: each collaborator's object lists beside its features.
+  const bufferedObjects = new Map<string, Admitted[]>();
   const liveState = new Map<string, number>();
   const pending: PendingFrame[] = [];
   let newestEgo: { captureNs: bigint; arrivalNs: bigint } | undefined;
@@ -270,9 +274,12 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     const waited = o.expect ?? [...liveState.keys()];
     for (const agent of waited) {
       if (!isWaitedFor(agent)) continue;
-      const list = buffered.get(agent);
-      // Its frame for t is in once it sent anything at or after t − offset (later ones would be farther).
-      if (!list || list.length === 0 || list[list.length - 1].captureNs < t - maxOffsetNs) return false;
+      // Its frame for t is in once it sent anything at or after t − offset (later ones would be farther); in
+      // hybrid mode, its features and its object list.
+      for (const map of o.mode === 'hybrid' ? [buffered, bufferedObjects] : [buffered]) {
+        const list = map.get(agent);
+        if (!list || list.length === 0 || list[list.length - 1].captureNs < t - maxOffsetNs) return false;
+      }
     }
     return true;
   };
@@ -296,10 +303,10 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     stage('expand', performance.now() - t0);
   };
 
-  const nearest = (agent: string, t: bigint): Admitted | undefined => {
+  const nearest = (agent: string, t: bigint, from = buffered): Admitted | undefined => {
     let best: Admitted | undefined;
     let bestGap = maxOffsetNs + 1n;
-    for (const m of buffered.get(agent) ?? []) {
+    for (const m of from.get(agent) ?? []) {
       const gap = m.captureNs > t ? m.captureNs - t : t - m.captureNs;
       if (gap < bestGap) {
         best = m;
@@ -324,7 +331,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       ...(m.kind === 'points' ? { points: (m.message as MessageOfKind['points']).encoding?.pointCount ?? 0 } : {}),
     });
     contributions.push(contribution(ego, true));
-    const collaborators: { m: Admitted; toEgo: Mat4 }[] = [];
+    const collaborators: { m: Admitted; toEgo: Mat4; objects?: Admitted }[] = [];
     if (o.mode !== 'none') {
       // Everyone who sent something, and everyone the node was told to wait for (so a no-show is reported).
       for (const agent of new Set([...buffered.keys(), ...(o.expect ?? [])])) {
@@ -343,8 +350,15 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
           continue;
         }
         m.used = true;
-        collaborators.push({ m, toEgo: multiply(worldToEgo, m.pose) });
-        contributions.push(contribution(m, true));
+        const objects = o.mode === 'hybrid' ? nearest(agent, t, bufferedObjects) : undefined;
+        if (objects) objects.used = true;
+        collaborators.push({ m, toEgo: multiply(worldToEgo, m.pose), objects });
+        const c = contribution(m, true);
+        if (objects) {
+          c.bytes += objects.bytes;
+          Object.assign(c, { objects: (objects.message as MessageOfKind['objects']).objects.length });
+        }
+        contributions.push(c);
       }
     }
 
@@ -410,6 +424,14 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       const r = await models.head!.detect(bev);
       for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
       detections = r.detections;
+      if (o.mode === 'hybrid') {
+        // The objects each collaborator saw outside the cells it sent, merged with the fused detections by NMS.
+        tm = performance.now();
+        const late = collaborators.flatMap((c) => (c.objects ? [objectsToDetections((c.objects.message as MessageOfKind['objects']).objects, c.toEgo)] : []));
+        const g = models.grid;
+        detections = mergeHybrid(detections, late, { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax } });
+        stage('hybrid', performance.now() - tm);
+      }
     }
 
     // Tracking in the world frame (the ego moves), reported in the ego frame of this capture time.
@@ -478,7 +500,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     summary.framesFused++;
     o.onResult?.(result, signed.byteLength);
   }
-  const modeWire = ({ none: wire.FusionMode.FUSION_MODE_NONE, intermediate: wire.FusionMode.FUSION_MODE_INTERMEDIATE, late: wire.FusionMode.FUSION_MODE_LATE, early: wire.FusionMode.FUSION_MODE_EARLY } as const)[o.mode];
+  const modeWire = ({ none: wire.FusionMode.FUSION_MODE_NONE, intermediate: wire.FusionMode.FUSION_MODE_INTERMEDIATE, late: wire.FusionMode.FUSION_MODE_LATE, early: wire.FusionMode.FUSION_MODE_EARLY, hybrid: wire.FusionMode.FUSION_MODE_HYBRID } as const)[o.mode];
 
   let pumping = false;
   let finish: () => void = () => {};
@@ -513,7 +535,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     const parsed = parseTopic(topic);
     if (!parsed || parsed.session !== o.session || parsed.role !== 'agent') return;
     const kind = parsed.kind as MessageKind;
-    if (kind !== 'status' && kind !== dataKind) {
+    if (kind !== 'status' && kind !== dataKind && !(o.mode === 'hybrid' && kind === 'objects')) {
       drop('wrong-mode');
       if (nodeDrops['wrong-mode'] === 1) log(`agent ${parsed.id} sends ${kind}; this node fuses ${dataKind} (${o.mode}): ignored, and counted`);
       return;
@@ -552,7 +574,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       const frame: PendingFrame = { ego: m, timer: setTimeout(() => void pump(), o.deadlineMs + 1) };
       pending.push(frame);
     } else {
-      const list = buffered.get(parsed.id) ?? [];
+      const into = kind === 'objects' && o.mode === 'hybrid' ? bufferedObjects : buffered;
+      const list = into.get(parsed.id) ?? [];
       list.push(m);
       // A message leaves the buffer once no ego frame can match it any more (older than the oldest frame still
       // to fuse, by more than the offset), or when the agent runs so far ahead that the cap is reached.
@@ -562,7 +585,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         if (!old.used) summary.unused[old.sender] = (summary.unused[old.sender] ?? 0) + 1;
         release(old);
       }
-      buffered.set(parsed.id, list);
+      into.set(parsed.id, list);
     }
     void pump();
   };
@@ -572,7 +595,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     summary.protocolVersion = link.protocolVersion;
     link.onMessage(onMessage);
     await link.subscribe([allAgentsFilter(o.session)], 0);
-    log(`fusion node for ego ${o.egoId} (${o.mode}${o.mode === 'intermediate' ? `, ${combine}` : o.mode === 'late' ? `, ${o.lateMerge ?? 'nms'}` : ''}) listening on ${o.broker}, session ${o.session}`);
+    log(`fusion node for ego ${o.egoId} (${o.mode}${o.mode === 'intermediate' || o.mode === 'hybrid' ? `, ${combine}` : o.mode === 'late' ? `, ${o.lateMerge ?? 'nms'}` : ''}) listening on ${o.broker}, session ${o.session}`);
     const aborted = new Promise<void>((resolve) => {
       if (o.signal?.aborted) resolve();
       o.signal?.addEventListener('abort', () => resolve(), { once: true });
@@ -581,7 +604,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     stopped = true;
     await pump();
     summary.reconnects = link.stats.reconnects;
-    for (const list of buffered.values()) for (const m of list) if (!m.used) summary.unused[m.sender] = (summary.unused[m.sender] ?? 0) + 1;
+    for (const list of [...buffered.values(), ...bufferedObjects.values()]) for (const m of list) if (!m.used) summary.unused[m.sender] = (summary.unused[m.sender] ?? 0) + 1;
     const counts = rejections.counts();
     summary.dropped = { ...(counts.byReason as Record<string, number>), ...nodeDrops };
     summary.droppedByAgent = counts.byAgent as Record<string, Record<string, number>>;

@@ -51,7 +51,7 @@ export interface RunReport {
   bytesPerMessage: Record<string, BytesStats>;
   /** The ego's messages to its own fusion node stay in the vehicle; counted apart. */
   egoBytesPerMessage: Record<string, BytesStats>;
-  /** Each collaborator's data messages at the 10 Hz sensor rate, megabits per second. */
+  /** What each collaborator sends per frame (all its data messages) at the 10 Hz sensor rate, megabits per second. */
   mbpsPerAgent: Record<string, number>;
   /** Per stage, ms: agent stages (summed over agents' frames), transport, fusion stages, and end to end. */
   latencyMs: Record<string, Percentiles>;
@@ -113,7 +113,8 @@ export function buildRunReport(i: ReportInputs): RunReport {
   };
   const mbpsPerAgent: Record<string, number> = {};
   for (const a of collaborators) {
-    const v = DATA_KINDS.flatMap((k) => a.messageBytes[k] ?? []);
+    // Per frame, not per message: a hybrid agent sends two messages a frame.
+    const v = a.perFrame.length ? a.perFrame.map((f) => f.bytes) : DATA_KINDS.flatMap((k) => a.messageBytes[k] ?? []);
     if (v.length) mbpsPerAgent[a.agentId] = (percentiles(v).mean * 8 * SENSOR_RATE_HZ) / 1e6;
   }
   const latencyMs: Record<string, Percentiles> = {};

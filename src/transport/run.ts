@@ -225,10 +225,12 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       const summaryPath = join(work, `agent-${id}.json`);
       agentSummaries.set(id, summaryPath);
       // The ego's own features reach its fusion node losslessly: in a vehicle they never leave the computer.
-      const codec = agentMode === 'intermediate' ? (id === egoId ? 'raw' : o.codec) : agentMode === 'early' ? o.codec : undefined;
+      // A hybrid ego sends its full features only: nothing of its own is left out for an object list to cover.
+      const mode = id === egoId && agentMode === 'hybrid' ? 'intermediate' : agentMode;
+      const codec = mode === 'intermediate' || mode === 'hybrid' ? (id === egoId ? 'raw' : o.codec) : mode === 'early' ? o.codec : undefined;
       children.push(
         startChild(`agent ${id}`, [
-          'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', agentMode,
+          'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', mode,
           ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), '--epoch-ns', epochNs.toString(),
           ...(lockstep ? ['--lockstep'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),

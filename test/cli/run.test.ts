@@ -91,6 +91,19 @@ test('run --codec c16+int8+deflate: the learned channel reduction on the sender,
   assert.ok(report.ap['0.5'] > 0);
 });
 
+test('run --fusion hybrid: collaborators send selected features and an object list of what those cells leave out', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--fusion', 'hybrid', '--json', '--predictor', 'none'], 150_000);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as RunReport;
+  assert.equal(report.framesFused, 3);
+  assert.deepEqual(report.dropped, {});
+  // Both kinds from each of the two collaborators, every frame; the ego sends its full map only.
+  assert.equal(report.bytesPerMessage.features.count, 6);
+  assert.equal(report.bytesPerMessage.objects.count, 6);
+  assert.equal(report.egoBytesPerMessage.objects, undefined);
+  for (const a of ['101', '-1']) assert.equal(report.agents[a].framesUsed, 3);
+});
+
 test('run: a bad dataset path fails in one line before anything starts', async () => {
   const r = await runCli(['run', '/nonexistent/dataset']);
   assert.equal(r.code, 3);

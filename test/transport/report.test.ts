@@ -28,12 +28,13 @@ test('the report counts collaborators on the V2X link and the ego apart, at 10 H
     dropped: { malformed: 2 }, droppedByAgent: { '101': { malformed: 2 } }, unused: { '101': 1 },
     stageMs: { head: [10, 20, 30] }, transportMs: [1, 2, 3], reconnects: 0,
   };
-  const r = buildRunReport({
+  const inputs = {
     dataset: 'd', scenario: 's', ego: '100', fusion: 'intermediate', codec: 'int8+deflate', broker: 'embedded', frames: 3,
     agents: [agent('100', [4_000_000, 4_000_000, 4_000_000], { pfn: [5, 6, 7] }), agent('101', [1000, 2000, 3000], { pfn: [8, 9, 10] }), agent('-1', [500, 500, 500])],
     fusionNode, ap: { '0.3': 0.9, '0.5': 0.8, '0.7': 0.5 }, byClass: {}, endToEndMs: [100, 200, 300],
     framesUsed: { '100': 3, '101': 2 }, extraDropped: { deadline: 1 }, wallSeconds: 12,
-  });
+  };
+  const r = buildRunReport(inputs);
   // Collaborators only: 101's three messages and -1's three; the ego's 4 MB maps do not count as link bytes.
   assert.equal(r.bytesPerMessage.features.count, 6);
   assert.equal(r.bytesPerMessage.features.mean, (1000 + 2000 + 3000 + 1500) / 6);
@@ -42,6 +43,10 @@ test('the report counts collaborators on the V2X link and the ego apart, at 10 H
   // 2000 bytes mean × 8 bits × 10 Hz = 0.16 Mbit/s.
   assert.equal(r.mbpsPerAgent['101'], 0.16);
   assert.equal(r.mbpsPerAgent['-1'], 0.04);
+  // A hybrid agent's two messages a frame count together.
+  const hybrid = { ...agent('102', [1000, 1000]), perFrame: [{ index: 0, captureNs: '0', startWallNs: '0', publishWallNs: '0', bytes: 3000 }] };
+  const r2 = buildRunReport({ ...inputs, agents: [...inputs.agents, hybrid] });
+  assert.equal(r2.mbpsPerAgent['102'], 0.24);
   assert.equal(r.mbpsPerAgent['100'], undefined);
   assert.equal(r.latencyMs['agent.pfn'].count, 6);
   assert.equal(r.latencyMs['fusion.head'].p50, 20);
