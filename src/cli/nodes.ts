@@ -83,6 +83,7 @@ interface FusionCliOptions {
   fusion: NodeFusionMode;
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
+  consistencyCheck?: boolean;
   models: string;
   device: DeviceOption;
   threads?: number;
@@ -121,6 +122,7 @@ interface RunCliOptions {
   motion?: 'cv' | 'ctrv';
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
+  consistencyCheck?: boolean;
   report?: string;
   record?: string;
   json?: boolean;
@@ -185,6 +187,7 @@ export function registerNodes(program: Command): void {
     .option('--fusion <mode>', 'none (ego only) | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
     .option('--combine <c>', 'intermediate fusion: attention (default when the models have it) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion: nms (score-aware, OpenCOOD) | wbf (weighted box fusion)', choice('--late-merge', ['nms', 'wbf'] as const))
+    .option('--consistency-check', "late fusion: leave out collaborators whose objects the ego's and the others' contradict (counted as 'inconsistent')")
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
@@ -206,7 +209,7 @@ export function registerNodes(program: Command): void {
       action(async (o: FusionCliOptions) => {
         const summary = await runFusionNode({
           egoId: o.ego, fusionId: o.id, session: o.session, broker: o.broker, username: o.username, password: o.password,
-          mode: o.fusion, combine: o.combine, lateMerge: o.lateMerge, models: o.models, device: o.device, threads: o.threads,
+          mode: o.fusion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, models: o.models, device: o.device, threads: o.threads,
           deadlineMs: o.deadlineMs, expect: o.expect?.split(',').map((s) => s.trim()).filter(Boolean),
           maxOffsetMs: o.maxOffsetMs, maxAgeMs: o.maxAgeMs, maxFutureMs: o.maxFutureMs, clock: o.clock,
           trustPath: o.trust, requireSignatures: o.requireSignatures, signingKeyPath: o.key,
@@ -237,6 +240,7 @@ export function registerNodes(program: Command): void {
     .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
     .option('--combine <c>', 'intermediate fusion in the fusion node: attention (default) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion in the fusion node: nms (default) | wbf', choice('--late-merge', ['nms', 'wbf'] as const))
+    .option('--consistency-check', 'late fusion: the fusion node leaves out collaborators contradicted by the others')
     .option('--predictor <p>', "the fusion node's motion predictor: learned (default when the manifest has one) | cv | ctrv | none", choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))
     .option('--motion <m>', "the fusion node's tracker motion model: cv | ctrv", choice('--motion', ['cv', 'ctrv'] as const))
     .option('--sign', 'agents sign every message (ECDSA P-256, a key per agent made for the run); the fusion node refuses what does not verify')
@@ -251,7 +255,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, record: o.record, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

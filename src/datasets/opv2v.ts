@@ -201,6 +201,24 @@ function v2v4realBoxInLidar(location: number[], center: number[], extent: number
 
 // Camera conventions (extrinsic = LiDAR → UE4 camera, mirrored handedness) live in src/geometry/conventions.ts.
 
+/**
+ * Finite numbers in, non-finite out: values near the float64 limit (1e308) overflow in the pose and box
+ * conversions. Such a frame is refused rather than handed on with NaN poses.
+ */
+function assertFiniteRecord(r: Opv2vFrameRecord, file: string): void {
+  const check = (values: ArrayLike<number>, field: string) => {
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i]!)) throw new DatasetFormatError(file, field, 'values too large: the converted pose or box is not finite');
+    }
+  };
+  check(r.lidarToWorld, 'lidar_pose');
+  if (r.noisyLidarToWorld) check(r.noisyLidarToWorld, 'noisy_lidar_pose');
+  if (r.vehicleToWorld) check(r.vehicleToWorld, 'true_ego_pos');
+  if (r.speed !== undefined) check([r.speed], 'ego_speed');
+  for (const b of r.boxes) check([b.box.x, b.box.y, b.box.z, b.box.l, b.box.w, b.box.h, b.box.yaw, b.speed ?? 0], `vehicles.${b.id}`);
+  for (const c of r.cameras) (check(c.intrinsic, `${c.name}.intrinsic`), check(c.cameraToLidar, c.name));
+}
+
 /** Parses one agent's frame yaml (text of `file`, named in errors) into our conventions. */
 export function parseOpv2vFrameYaml(text: string, file: string, expectedFormat?: Opv2vFormat): Opv2vFrameRecord {
   const doc = parseYamlDocument(text, file);
@@ -240,6 +258,7 @@ export function parseOpv2vFrameYaml(text: string, file: string, expectedFormat?:
       record.cameras.push({ name, intrinsic: Float64Array.from(cam.intrinsic.flat()), cameraToLidar });
     }
   }
+  assertFiniteRecord(record, file);
   return record;
 }
 

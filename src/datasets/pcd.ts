@@ -40,6 +40,9 @@ interface PcdHeader {
 const DEFAULT_VIEWPOINT = [0, 0, 0, 1, 0, 0, 0];
 // A header longer than this without a DATA line is not a PCD file (real headers are ~200 bytes).
 const MAX_HEADER_BYTES = 64 * 1024;
+// Values per point (the sum of COUNT). PCL's widest descriptors hold a few thousand (ShapeContext1980); a COUNT
+// in the millions is a damaged header, and decoding it would loop over every element even for zero points.
+const MAX_VALUES_PER_POINT = 65_536;
 
 function parseHeader(buf: Uint8Array, path: string): PcdHeader {
   const entries = new Map<string, string[]>();
@@ -96,6 +99,8 @@ function parseHeader(buf: Uint8Array, path: string): PcdHeader {
     const count = parsePositiveInt(counts[i]!, path, 'COUNT', name);
     fields.push({ name, size, type, count });
   }
+  const values = fields.reduce((s, f) => s + f.count, 0);
+  if (values > MAX_VALUES_PER_POINT) throw new DatasetFormatError(path, 'COUNT', `${values} values per point (more than ${MAX_VALUES_PER_POINT}: a damaged header)`);
 
   const width = parseNonNegativeInt(requireSingle(entries, 'WIDTH', path), path, 'WIDTH');
   const height = entries.has('HEIGHT') ? parseNonNegativeInt(requireSingle(entries, 'HEIGHT', path), path, 'HEIGHT') : 1;

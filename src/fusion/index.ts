@@ -15,6 +15,7 @@ export {
   FusionConfigError,
 } from './cooperative-detector.ts';
 export { meanFuse } from './mean-fusion.ts';
+export { type AgentView, type ConsistencyOptions, type ConsistencyVerdict, DEFAULT_CONSISTENCY, checkConsistency, filterConsistent } from './consistency.ts';
 export { type WeightedBoxFusionOptions, weightedBoxFusion } from './wbf.ts';
 export { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
 export { type VelocityOptions, compensateLatency, delayedFrameIndex, estimateVelocities, estimateVelocitiesFromHistory } from './latency.ts';

@@ -88,3 +88,19 @@ export class PublishRefusedError extends Error {
     this.name = 'PublishRefusedError';
   }
 }
+
+/** The TLS handshake failed: the broker's certificate does not chain to the trusted CA, names another host, has
+ * expired, or the port does not speak TLS. Final: retrying cannot fix it. */
+export class BrokerTlsError extends Error {
+  readonly userFacing = true;
+  readonly code: string;
+  constructor(
+    readonly url: string,
+    override readonly cause: Error,
+  ) {
+    const code = String((cause as { code?: unknown }).code ?? '');
+    super(`TLS with MQTT broker ${redactBrokerUrl(url)} failed: ${cause.message} (${code}; is --ca the CA that signed the broker's certificate, and does the certificate name this host?)`);
+    this.name = 'BrokerTlsError';
+    this.code = code;
+  }
+}

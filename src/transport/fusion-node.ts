@@ -4,7 +4,7 @@
 // Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
 // reason and the node goes on, ego-only if need be.
 import type { Detection } from '../eval/index.ts';
-import { MergedCloudEncoder, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
+import { type ConsistencyOptions, MergedCloudEncoder, filterConsistent, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type Box7, type Mat4, invertRigid, multiply, poseToMatrix, transformBox } from '../geometry/index.ts';
 import {
   type FusionResultInit,
@@ -54,6 +54,9 @@ export interface FusionNodeOptions {
   mode: NodeFusionMode;
   /** Intermediate fusion: the trained attention (default when the manifest has it) or element-wise max. */
   combine?: 'attention' | 'max' | 'mean';
+  /** Late fusion: leave out a collaborator whose objects the ego and the others contradict (src/fusion
+   * consistency.ts, CP-Guard's idea; catches shifted objects, not added ghosts). Off by default. */
+  consistencyCheck?: boolean | ConsistencyOptions;
   /** Late fusion: merge the object lists by score-aware NMS (OpenCOOD's, the default) or weighted box fusion. */
   lateMerge?: 'nms' | 'wbf';
   /** What the ego sends in 'none' mode (its features, by default). */
@@ -366,8 +369,24 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     let tm = performance.now();
     if (o.mode === 'late') {
       const egoDet = objectsToDetections((ego.message as MessageOfKind['objects']).objects, new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]));
-      const others = collaborators.map((c) => objectsToDetections((c.m.message as MessageOfKind['objects']).objects, c.toEgo));
+      let others = collaborators.map((c) => objectsToDetections((c.m.message as MessageOfKind['objects']).objects, c.toEgo));
       stage('align', performance.now() - tm);
+      if (o.consistencyCheck) {
+        // CP-Guard's idea: an agent whose objects the ego and the others do not see where they should is left out.
+        tm = performance.now();
+        const views = collaborators.map((c, k) => ({ id: c.m.sender, detections: others[k], x: c.toEgo[3], y: c.toEgo[7] }));
+        const { kept, verdicts } = filterConsistent({ id: o.egoId, detections: egoDet, x: 0, y: 0 }, views, o.consistencyCheck === true ? {} : o.consistencyCheck);
+        for (const v of verdicts) {
+          if (!v.exclude) continue;
+          drop('inconsistent');
+          const c = contributions.find((x) => x.agentId === v.id);
+          if (c) Object.assign(c, { used: false, refusedReason: 'inconsistent' });
+          const m = collaborators.find((x) => x.m.sender === v.id)?.m;
+          if (m) m.used = false;
+        }
+        others = kept.map((v) => v.detections as Detection[]);
+        stage('consistency', performance.now() - tm);
+      }
       tm = performance.now();
       const g = models.grid;
       const range = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax };

@@ -33,6 +33,7 @@ export {
 } from './mqtt-link.ts';
 export {
   BrokerRefusedError,
+  BrokerTlsError,
   BrokerUnreachableError,
   InvalidBrokerUrlError,
   PublishRefusedError,
@@ -49,6 +50,7 @@ export {
   type MosquittoConfigSettings,
 } from './mosquitto-config.ts';
 export { epochNowNs } from './clock.ts';
+export { FaultProxy, FaultProxyError, type FaultCounts, type FaultProxyOptions, type FaultSpec } from './fault-proxy.ts';
 // The nodes: an agent that replays and publishes, the fusion node, and a whole deployment with its report.
 export { type ReplayOptions, type ReplayedFrame, replayAgentFrames } from './replay.ts';
 export {

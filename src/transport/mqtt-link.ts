@@ -17,6 +17,7 @@ import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
 import { epochNowNs } from './clock.ts';
 import {
   BrokerRefusedError,
+  BrokerTlsError,
   BrokerUnreachableError,
   InvalidBrokerUrlError,
   PublishRefusedError,
@@ -45,6 +46,9 @@ export interface MqttLinkOptions {
   protocol?: MqttProtocolChoice;
   /** The whole connect (both protocol attempts, retries after a refused TCP connect) must finish within this. */
   connectTimeoutMs?: number;
+  /** mqtts:// and wss://: CA certificate(s), PEM, the broker's certificate must chain to (a private CA, as in
+   * deploy/mosquitto/mosquitto-tls.conf). Default: the system trust store. The certificate is always verified. */
+  ca?: string | Uint8Array;
   /** Pause between reconnection attempts, at connect time and after losing the broker. 0 disables reconnection. */
   reconnectPeriodMs?: number;
 }
@@ -106,6 +110,12 @@ function connackCode(err: Error): number | undefined {
 
 class ProtocolRefused extends Error {}
 
+/** Node's TLS failures carry an OpenSSL-style code: SELF_SIGNED_CERT_IN_CHAIN, ERR_TLS_CERT_ALTNAME_INVALID, ERR_SSL_... */
+function isTlsFailure(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /CERT|SSL|TLS|ISSUER|SIGNATURE/.test(code);
+}
+
 function attemptConnect(opts: MqttLinkOptions, version: 4 | 5, deadline: number, timeoutMs: number): Promise<MqttClient> {
   const remaining = Math.max(1, deadline - Date.now());
   const reconnectPeriod = opts.reconnectPeriodMs ?? DEFAULT_RECONNECT_PERIOD_MS;
@@ -120,6 +130,8 @@ function attemptConnect(opts: MqttLinkOptions, version: 4 | 5, deadline: number,
   };
   if (opts.username !== undefined) clientOptions.username = opts.username;
   if (opts.password !== undefined) clientOptions.password = opts.password;
+  if (opts.ca !== undefined) clientOptions.ca = typeof opts.ca === 'string' ? opts.ca : asBuffer(opts.ca);
+  clientOptions.rejectUnauthorized = true;
   if (opts.will) {
     clientOptions.will = {
       topic: opts.will.topic,
@@ -151,6 +163,8 @@ function attemptConnect(opts: MqttLinkOptions, version: 4 | 5, deadline: number,
     const onError = (err: Error): void => {
       const code = connackCode(err);
       if (code === undefined) {
+        // A certificate the client does not trust (or TLS spoken to a plain port) will not get better by retrying.
+        if (isTlsFailure(err)) return fail(new BrokerTlsError(opts.url, err));
         lastError = err; // a socket error: MQTT.js retries after reconnectPeriod, until the deadline
         return;
       }

@@ -53,6 +53,7 @@ export interface RunOptions {
   motion?: 'cv' | 'ctrv';
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
+  consistencyCheck?: boolean;
   /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
   sign?: boolean;
   /** Record every message of the run, with the dataset's points, images and ground truth, into this MCAP file. */
@@ -201,6 +202,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       '--threads', String(o.threads ?? 1), ...trustArgs,
       ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
       ...(o.combine ? ['--combine', o.combine] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
+      ...(o.consistencyCheck ? ['--consistency-check'] : []),
     ], log);
     children.push(fusion);
     await waitForLine(fusion, 'listening on', 60_000);

@@ -274,6 +274,13 @@ function pcdCases(seed: number, count: number): FuzzCaseSet {
   function* gen(): Generator<FuzzCase> {
     // The unmutated bases must parse: otherwise every case would only test the error path.
     for (const b of bases) yield { description: `${b.name} unmutated`, pathPrefix: path, run: () => checkCloud(parsePcd(b.bytes, path), path) };
+    // Headers that once made the reader loop over a billion elements (a COUNT in the billions, even for no points).
+    for (const data of ['ascii', 'binary', 'binary_compressed']) {
+      for (const width of [0, 1]) {
+        const bytes = enc.encode(`FIELDS x y z i\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1000000000\nWIDTH ${width}\nDATA ${data}\n1 2 3 4\n`);
+        yield { description: `${data}, WIDTH ${width}, COUNT 1e9`, pathPrefix: path, run: () => checkCloud(parsePcd(bytes, path), path) };
+      }
+    }
     for (let i = 0; i < count; i++) {
       const base = pick(random, bases);
       const r = int(random, 10);

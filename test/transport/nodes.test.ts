@@ -190,3 +190,53 @@ test('a collaborator that crashes: its last will says offline, and the ego frame
     await broker.close();
   }
 });
+
+test('late fusion with the consistency check leaves out a collaborator whose objects are shifted 5 m', { timeout: 120_000 }, async () => {
+  const { openDataset } = await import('../../src/datasets/index.ts');
+  const { detectionsToObjects } = await import('../../src/fusion/index.ts');
+  const { invertRigid, matrixToPose, transformBox } = await import('../../src/geometry/index.ts');
+  const broker = await startEmbeddedBroker({ port: 0 });
+  const session = 'consistency-test';
+  const controller = new AbortController();
+  const results: FusionResultInit[] = [];
+  let listening!: () => void;
+  const ready = new Promise<void>((r) => (listening = r));
+  try {
+    const fusion = runFusionNode({
+      egoId: '100', session, broker: broker.url, mode: 'late', models: MODELS, deadlineMs: 20_000, expect: ['101', '-1'],
+      clock: 'replay', exitWhenEgoOffline: true, consistencyCheck: true, predictor: 'none', signal: controller.signal,
+      log: (line) => line.includes('listening on') && listening(), onResult: (r) => results.push(r),
+    });
+    await Promise.race([ready, fusion]);
+    const epochNs = epochNowNs();
+    // The attacker speaks as the roadside unit -1: every true object of the frame, 5 m off along x, as it would
+    // report them (its own frame, its true pose), at the frame's capture time.
+    const seq = (await openDataset(FIXTURE)).scenarios[0];
+    const attacker = await MqttLink.connect({ url: broker.url, clientId: 'attacker' });
+    const t0 = (await seq.frame(0)).timestampNs;
+    for (let i = 0; i < seq.frameCount; i++) {
+      const frame = await seq.frame(i);
+      const rsu = frame.agents.find((a) => a.agentId === '-1')!;
+      const toRsu = invertRigid(rsu.lidarToWorld);
+      const boxes = frame.agents.flatMap((a) => a.boxes).filter((b, k, all) => b.cls === 'vehicle' && all.findIndex((x) => x.id === b.id) === k);
+      const fake = boxes.map((b) => ({ box: transformBox(toRsu, { ...b.box, x: b.box.x + 5 }), score: 0.9, cls: 'vehicle' as const }));
+      const p = matrixToPose(rsu.lidarToWorld);
+      await attacker.publish(agentTopic(session, '-1', 'objects'), encodeMessage('objects', {
+        header: { schemaVersion: 1, senderId: '-1', sequence: i + 1, captureTimeNs: nsToWire(epochNs + (rsu.timestampNs - t0)), senderPose: p, modelId: 'pp-v2xfuse-mixed-s1-20261121-3e7c042c' },
+        objects: detectionsToObjects(fake),
+      }));
+    }
+    await attacker.end();
+    const common = { session, broker: broker.url, dataset: FIXTURE, mode: 'late' as const, rateHz: 0, epochNs, models: MODELS };
+    await Promise.all([runAgentNode({ ...common, agentId: '100' }), runAgentNode({ ...common, agentId: '101' })]);
+    const summary = await fusion;
+    assert.equal(summary.framesFused, 3);
+    assert.ok((summary.dropped.inconsistent ?? 0) >= 2, JSON.stringify(summary.dropped));
+    const verdicts = results.map((r) => r.contributions!.find((c) => c.agentId === '-1'));
+    assert.ok(verdicts.filter((c) => c?.used === false && c.refusedReason === 'inconsistent').length >= 2);
+    for (const r of results) assert.equal(r.contributions!.find((c) => c.agentId === '101')?.used, true, 'the honest collaborator stays');
+  } finally {
+    controller.abort();
+    await broker.close();
+  }
+});
