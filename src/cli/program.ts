@@ -10,6 +10,7 @@ import { registerKeygen } from './keygen.ts';
 import { registerNodes } from './nodes.ts';
 import { registerPrediction } from './predict.ts';
 import { registerView } from './view.ts';
+import { registerSweep } from './sweep.ts';
 import { EXIT_USAGE } from './failure.ts';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerNodes(program);
   registerPrediction(program);
   registerView(program);
+  registerSweep(program);
   return program;
 }
 

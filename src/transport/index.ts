@@ -82,3 +82,4 @@ export {
   lidarChannel,
   wireDescriptorSet,
 } from './recorder.ts';
+export { type PredictionSummary, type ScoredFrame, type TrackingSummary, scoreFusionResults } from './score.ts';
