@@ -1,6 +1,6 @@
 // The geometric lift of camera features into the BEV grid: for every feature-map cell and every height of its
 // pillar, where that 3D point lands in each calibrated camera, as the normalised coordinates torch's
-// F.grid_sample reads. The camera encoder (camera_encoder.onnx, models/README.md) takes this grid as an input
+// F.grid_sample reads. The camera encoder (camera_lift.onnx, models/README.md) takes this grid as an input
 // and does the sampling itself, so the calibration stays in TypeScript and the network never sees a matrix.
 //
 // Points. Feature cell (row r, col c) of grid g has its centre at x = xMin + (c + 0.5)·s, y = yMin + (r + 0.5)·s,
@@ -148,7 +148,7 @@ function prepareCamera(camera: LiftCamera, index: number): PreparedCamera {
 }
 
 /**
- * The sampling grid and validity mask of `cameras` for the feature map of `grid` (models/README.md, camera_encoder
+ * The sampling grid and validity mask of `cameras` for the feature map of `grid` (models/README.md, camera_lift
  * inputs `sampling_grid` and `valid`). Pass the previous result (or any buffers at least as long) as `out` to
  * reuse its arrays; longer buffers are returned as views of the needed length.
  */

@@ -14,6 +14,7 @@ import { CooperativeDetector, evaluateSequence } from '../../src/fusion/index.ts
 import {
   AgentSensorEncoder,
   CameraEncoder,
+  type FleetPlanOptions,
   ManifestError,
   NoCameraError,
   PerceptionModels,
@@ -27,9 +28,15 @@ const MANIFEST = resolve(import.meta.dirname, '../../models/manifest.json');
 const FIXTURE = resolve(import.meta.dirname, '../../datasets/fixture/fixture-s1');
 
 // Measured with the shipped camera encoder (models/README.md); the thresholds sit a little under.
-const MIN_FIXTURE_CORRELATION = 0.5;
-const MIN_ORIENTATION_MARGIN = 0.1;
-const MIN_CAMERA_AP30 = 0.1;
+// Fixture agent 100: correlation 0.508 with its LiDAR map, 0.059 with the half-turned one.
+const MIN_FIXTURE_CORRELATION = 0.45;
+const MIN_ORIENTATION_MARGIN = 0.3;
+// Held-out intersection seed 103, 6 frames, ego 100: camera only AP@0.3 0.313, @0.5 0.178; LiDAR only @0.5 0.634,
+// LiDAR + camera 0.681; fused with agent 101 camera-only 0.742, without it 0.743.
+const MIN_CAMERA_AP30 = 0.27;
+const MIN_CAMERA_AP50 = 0.13;
+const MIN_BOTH_GAIN_AP50 = 0.02;
+const MAX_MIXED_LOSS_AP50 = 0.02;
 
 /**
  * Correlation of two [C, H, W] maps over cells, each channel centred on its own mean first: a constant background
@@ -148,12 +155,12 @@ test('camera features of the fixture line up with the same frame\'s LiDAR featur
   }
 });
 
-// Held-out intersection frames (seed 103: never used for training the camera encoder, 41-46 / 51-56, nor for the
+// Held-out intersection frames (seed 103: never used for training the camera encoder, 41-46 / 51-54, nor for the
 // model card's test sequences, 102 / 202), regenerated with cameras.
 const HELD_OUT_SEED = 103;
-const HELD_OUT_FRAMES = 4;
+const HELD_OUT_FRAMES = 6;
 
-test(`camera-only ego detects vehicles on held-out intersection frames (seed ${HELD_OUT_SEED})`, async () => {
+test(`held-out intersection frames (seed ${HELD_OUT_SEED}): camera-only ego detects, cameras add to the ego's LiDAR, a camera-only collaborator does not hurt`, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-camera-heldout-'));
   const models = await PerceptionModels.load(MANIFEST);
   const camera = await CameraEncoder.load(models.manifest);
@@ -161,14 +168,29 @@ test(`camera-only ego detects vehicles on held-out intersection frames (seed ${H
     await simulateSequence({ scenario: await loadScenario('intersection'), frames: HELD_OUT_FRAMES, seed: HELD_OUT_SEED, outDir: dir, cameras: true });
     const seq = (await openDataset(dir)).scenarios[0];
     const ego = seq.agents[0].id;
-    const detector = new CooperativeDetector(models, 'none', { sensors: { encoder: new AgentSensorEncoder(models.lidar, camera), plan: { modality: 'camera' } } });
-    const acc = new ClassAwareApAccumulator(undefined, ['vehicle']);
-    const run = await evaluateSequence(seq, detector, ego, acc);
-    assert.equal(run.frames, HELD_OUT_FRAMES);
-    assert.ok(run.timings.cameraLift && !run.timings.pfn, 'camera only: no LiDAR stage ran');
-    const res = acc.result().vehicle;
-    process.stdout.write(`# held-out camera-only ego vehicle AP@0.3 ${res['0.3'].ap.toFixed(3)} @0.5 ${res['0.5'].ap.toFixed(3)} (gt ${res['0.5'].gt})\n`);
-    assert.ok(res['0.3'].ap >= MIN_CAMERA_AP30, `camera-only AP@0.3 ${res['0.3'].ap}`);
+    const encoder = new AgentSensorEncoder(models.lidar, camera);
+    const ap = async (mode: 'none' | 'attention', plan: FleetPlanOptions) => {
+      const detector = new CooperativeDetector(models, mode, { sensors: { encoder, plan } });
+      const acc = new ClassAwareApAccumulator(undefined, ['vehicle']);
+      const run = await evaluateSequence(seq, detector, ego, acc);
+      assert.equal(run.frames, HELD_OUT_FRAMES);
+      return { ap: acc.result().vehicle, run };
+    };
+    const cam = await ap('none', { modality: 'camera' });
+    assert.ok(cam.run.timings.cameraLift && !cam.run.timings.pfn, 'camera only: no LiDAR stage ran');
+    const lidar = (await ap('none', { modality: 'lidar' })).ap['0.5'].ap;
+    const both = (await ap('none', { modality: 'both' })).ap['0.5'].ap;
+    const mixed = await ap('attention', { modality: 'mixed' });
+    const without = (await ap('attention', { modality: 'mixed', dropCameraOnly: true })).ap['0.5'].ap;
+    assert.equal(mixed.run.agents, 4 * HELD_OUT_FRAMES, 'mixed: the ego, one camera-only vehicle, one LiDAR vehicle, the RSU');
+    process.stdout.write(
+      `# held-out vehicle AP: camera-only ego @0.3 ${cam.ap['0.3'].ap.toFixed(3)} @0.5 ${cam.ap['0.5'].ap.toFixed(3)}; ` +
+        `@0.5 LiDAR ego ${lidar.toFixed(3)}, LiDAR+camera ego ${both.toFixed(3)}, mixed ${mixed.ap['0.5'].ap.toFixed(3)}, without the camera-only agent ${without.toFixed(3)}\n`,
+    );
+    assert.ok(cam.ap['0.3'].ap >= MIN_CAMERA_AP30, `camera-only AP@0.3 ${cam.ap['0.3'].ap}`);
+    assert.ok(cam.ap['0.5'].ap >= MIN_CAMERA_AP50, `camera-only AP@0.5 ${cam.ap['0.5'].ap}`);
+    assert.ok(both - lidar >= MIN_BOTH_GAIN_AP50, `LiDAR+camera ${both} vs LiDAR ${lidar}`);
+    assert.ok(mixed.ap['0.5'].ap >= without - MAX_MIXED_LOSS_AP50, `mixed ${mixed.ap['0.5'].ap} vs without the camera-only agent ${without}`);
   } finally {
     await Promise.all([models.dispose(), camera.dispose()]);
     await rm(dir, { recursive: true, force: true });
