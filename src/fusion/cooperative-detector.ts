@@ -15,7 +15,7 @@ import type { AgentFrame, CooperativeFrame, CooperativeSequence } from '../datas
 import { decodeFeatures, decodePoints, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, type FeatureCodecSpec, type PointCodecSpec } from '../codec/index.ts';
 import { invertRigid, matrixToPose, multiply, transformBox, type Mat4 } from '../geometry/index.ts';
 import { type FeatureFrameInit, type HeaderInit, SCHEMA_VERSION, agentKindToWire, decodeMessage, encodeMessage, nsToWire } from '../messages/index.ts';
-import { featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
+import { ChannelReducer, featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
 import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
@@ -188,6 +188,8 @@ export class CooperativeDetector {
   private readonly noisyPoses: boolean;
   private readonly pointCodec: PointCodecSpec;
   private readonly featureCodec: FeatureCodecSpec | undefined;
+  /** Loaded on first use when the feature codec has a `c<ratio>` stage. */
+  private reducer: ChannelReducer | undefined;
   private readonly positionConfidence: PositionConfidence;
   private merged = new Float32Array(0);
   private readonly earlyMaxPillars: number | undefined;
@@ -414,13 +416,24 @@ export class CooperativeDetector {
           own = r.detections;
         }
         const t = performance.now();
-        const coded = encodeFeatures(enc.features, H, W, C, codec, { confidence: codec.selection ? this.confidence : undefined });
+        // `c<ratio>`: the manifest's learned encoder shrinks the channels on the sender, its decoder restores them.
+        const ratio = codec.channelReduction?.ratio;
+        let map = enc.features;
+        let channels = C;
+        if (ratio !== undefined) {
+          this.reducer ??= await ChannelReducer.load(this.models.manifest, ratio, { device: this.models.provider });
+          map = (await this.reducer.reduce(enc.features)).reduced;
+          channels = this.reducer.reducedChannels;
+        }
+        const coded = encodeFeatures(map, H, W, channels, codec, { confidence: codec.selection ? this.confidence : undefined, channelReductionRatios: ratio ? [ratio] : [] });
         const header = this.header(link.agent, link.captureIndex, link.pose);
-        const message = encodeMessage('features', { header, grid: this.wireGrid, encoding: coded.header, payload: coded.payload });
+        const message = encodeMessage('features', { header, grid: this.wireGrid, encoding: { ...coded.header, channelReductionRatio: ratio ?? 0 }, payload: coded.payload });
         bytes += message.byteLength;
         const decoded = decodeMessage('features', message);
-        const out = decodeFeatures(decoded.payload, decoded.encoding ?? {}, { out: this.buffer(this.encoded, k + 1, size) });
-        features = out.features;
+        const full = this.buffer(this.encoded, k + 1, size);
+        const out = decodeFeatures(decoded.payload, decoded.encoding ?? {}, { out: full.subarray(0, channels * H * W) });
+        if (this.reducer && ratio !== undefined) await this.reducer.expand(out.features.slice(), full);
+        features = full;
         if (codec.selection) sent = out.mask;
         if (hybrid) {
           const list = encodeMessage('objects', {

@@ -92,7 +92,6 @@ export function normalizeConfiguration(
     codec ??= DEFAULT_HYBRID_CODEC;
     if (!parseCodecSpec(codec).selection) return { skip: `hybrid needs a codec that selects cells, not ${codec}` };
   }
-  if (codec !== null && fusion !== 'early' && parseCodecSpec(codec).channelReduction) return { skip: `codec ${codec}: learned channel reduction runs in the agent node only (use v2xfuse run)` };
   const ego = fusion === 'none';
   return {
     fusion,
