@@ -38,7 +38,7 @@ async function startEmbeddedBrokerProcess(): Promise<{ url: string; stop: () => 
   };
 }
 
-async function measure(url: string, creds: { pub?: [string, string]; sub?: [string, string] }, quick: boolean) {
+export async function measureBroker(url: string, creds: { pub?: [string, string]; sub?: [string, string] }, quick: boolean) {
   const pub = await MqttLink.connect({ url, clientId: 'a1', ...(creds.pub ? { username: creds.pub[0], password: creds.pub[1] } : {}) });
   const sub = await MqttLink.connect({ url, clientId: 'fusion', ...(creds.sub ? { username: creds.sub[0], password: creds.sub[1] } : {}) });
   let received = 0;
@@ -96,7 +96,7 @@ export async function runMqtt(o: BenchOptions): Promise<SectionResult> {
   const embedded = await startEmbeddedBrokerProcess();
   try {
     o.log(`mqtt: embedded broker ${embedded.url}`);
-    result.embedded = await measure(embedded.url, {}, o.quick);
+    result.embedded = await measureBroker(embedded.url, {}, o.quick);
   } finally {
     await embedded.stop();
   }
@@ -106,7 +106,7 @@ export async function runMqtt(o: BenchOptions): Promise<SectionResult> {
     const m = await startMosquitto({ a1: 'bench-a1', fusion: 'bench-fusion' });
     try {
       o.log(`mqtt: mosquitto ${m.url}`);
-      result.mosquitto = await measure(m.url, { pub: ['a1', 'bench-a1'], sub: ['fusion', 'bench-fusion'] }, o.quick);
+      result.mosquitto = await measureBroker(m.url, { pub: ['a1', 'bench-a1'], sub: ['fusion', 'bench-fusion'] }, o.quick);
     } finally {
       await m.stop();
     }
