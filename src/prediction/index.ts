@@ -81,3 +81,4 @@ export {
   predictTracks,
   toWireTrajectories,
 } from './track-predictions.ts';
+export { TRACK_HISTORY_FRAMES, type TrackedObject, TrackedScene, type TrackedSceneTimings } from './tracked-scene.ts';

@@ -4,10 +4,9 @@
 import type { CooperativeSequence } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, cooperativeGroundTruth } from '../eval/index.ts';
 import { CooperativeDetector, gridEvalRange } from '../fusion/index.ts';
-import { invertRigid, transformBox, type Box7 } from '../geometry/index.ts';
 import { type FusionResultInit, SCHEMA_VERSION, decodeMessage, encodeMessage, objectClassToWire } from '../messages/index.ts';
 import type { PerceptionModels } from '../perception/index.ts';
-import { ConstantVelocityPredictor, predictTracks } from '../prediction/index.ts';
+import { ConstantVelocityPredictor, TrackedScene } from '../prediction/index.ts';
 import { MultiObjectTracker } from '../tracking/index.ts';
 import { type BytesStats, type Percentiles, type PredictionSummary, type ScoredFrame, type TrackingSummary, agentTopic, percentiles, scoreFusionResults } from '../transport/index.ts';
 import { type SweepConfiguration, type SweepContext, configurationKey, configurationLabel } from './grid.ts';
@@ -53,7 +52,6 @@ const SENSOR_RATE_HZ = 10;
 /** The run's segment of the topics counted: as long as the one `v2xfuse run` makes (run- and 8 hex digits). */
 const TOPIC_RUN_SEGMENT = 'run-00000000';
 /** The track history the fusion node keeps for prediction (1 s at 10 Hz). */
-const HISTORY_FRAMES = 10;
 
 function bytesStats(values: readonly number[]): BytesStats {
   const p = percentiles(values);
@@ -99,9 +97,7 @@ export async function runConfiguration(
   });
   const evalRange = gridEvalRange(models.grid);
   const acc = new ClassAwareApAccumulator(undefined, models.manifest.anchors.map((a) => a.cls));
-  const tracker = new MultiObjectTracker({ motion: 'cv' });
-  const predictor = new ConstantVelocityPredictor();
-  const histories = new Map<number, Box7[]>();
+  const scene = new TrackedScene(new MultiObjectTracker({ motion: 'cv' }), new ConstantVelocityPredictor());
   const scored: ScoredFrame[] = [];
   const timings: Record<string, number[]> = {};
   const kinds = messageKinds(c);
@@ -130,40 +126,19 @@ export async function runConfiguration(
     }
 
     // Tracking in the world frame (the ego moves), reported in the ego frame of this capture: as the fusion node.
-    const tt = performance.now();
     firstNs ??= frame.timestampNs;
-    const egoToWorld = ego.lidarToWorld;
-    const worldToEgo = invertRigid(egoToWorld);
-    const live = tracker.update(
-      Number(frame.timestampNs - firstNs) / 1e9,
-      r.detections.map((d) => ({ box: transformBox(egoToWorld, d.box), score: d.score, cls: d.cls })),
-    );
-    const seen = new Set<number>();
-    for (const track of live) {
-      seen.add(track.id);
-      const h = histories.get(track.id) ?? [];
-      h.push(track.box);
-      if (h.length > HISTORY_FRAMES) h.shift();
-      histories.set(track.id, h);
-    }
-    for (const id of histories.keys()) if (!seen.has(id)) histories.delete(id);
-    (timings.track ??= []).push(performance.now() - tt);
-    const tp = performance.now();
-    const predicted = await predictTracks(
-      live.map((track) => ({ trackId: track.id, cls: track.cls, boxes: histories.get(track.id)!.map((b) => transformBox(worldToEgo, b)) })),
-      predictor,
-    );
-    (timings.predict ??= []).push(performance.now() - tp);
-    const byId = new Map(predicted.map((p) => [p.trackId, p.trajectories]));
+    const stepped = await scene.step(Number(frame.timestampNs - firstNs) / 1e9, r.detections, ego.lidarToWorld);
+    (timings.track ??= []).push(stepped.timings.track);
+    (timings.predict ??= []).push(stepped.timings.predict);
     const init: FusionResultInit = {
       header: { schemaVersion: SCHEMA_VERSION, senderId: 'sweep', sequence: i },
       detections: r.detections.map((d) => ({ box: { ...d.box }, objectClass: objectClassToWire(d.cls ?? 'vehicle'), score: d.score })),
-      tracks: live.map((track) => ({
+      tracks: stepped.objects.map(({ track, box, trajectories }) => ({
         trackId: track.id,
-        box: { ...transformBox(worldToEgo, track.box) },
+        box: { ...box },
         objectClass: objectClassToWire(track.cls),
         score: track.score,
-        predictions: byId.get(track.id) ?? [],
+        predictions: trajectories,
       })),
     };
     // Through the wire type, as a subscriber scores what the fusion node published.

@@ -5,7 +5,7 @@
 // reason and the node goes on, ego-only if need be.
 import type { Detection } from '../eval/index.ts';
 import { type ConsistencyOptions, MergedCloudEncoder, filterConsistent, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
-import { type Box7, type Mat4, invertRigid, multiply, poseToMatrix, transformBox } from '../geometry/index.ts';
+import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
 import {
   type FusionResultInit,
   MessageGate,
@@ -25,7 +25,7 @@ import {
   wire,
 } from '../messages/index.ts';
 import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, featureShape } from '../perception/index.ts';
-import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, type TrajectoryPredictor, predictTracks } from '../prediction/index.ts';
+import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, TrackedScene, type TrajectoryPredictor } from '../prediction/index.ts';
 import { MultiObjectTracker, type MotionModel } from '../tracking/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
@@ -152,8 +152,6 @@ export class FusionNodeError extends Error {
 // buffered feature message holds its decoded map (4 MB for the shipped grid).
 const BUFFERED_PER_AGENT = 24;
 const REPLAY_TIME_WINDOW_MS = 3_600_000;
-/** Track history kept for prediction: the learned predictor's 1 s at 10 Hz. */
-const HISTORY_FRAMES = 10;
 
 function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null; roll?: number | null; pitch?: number | null; yaw?: number | null } | null | undefined): Mat4 {
   return poseToMatrix({ x: p?.x ?? 0, y: p?.y ?? 0, z: p?.z ?? 0, roll: p?.roll ?? 0, pitch: p?.pitch ?? 0, yaw: p?.yaw ?? 0 });
@@ -186,8 +184,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     predictor = await MotionPredictor.fromEntry(models.manifest.motionPredictor, { device: models.provider, threads: o.threads });
   } else if (predictorChoice === 'cv') predictor = new ConstantVelocityPredictor();
   else if (predictorChoice === 'ctrv') predictor = new CtrvPredictor();
-  // Per track, its recent boxes in the world frame (what the predictor's history is made of), newest last.
-  const histories = new Map<number, Box7[]>();
+  const scene = tracker ? new TrackedScene(tracker, predictor) : undefined;
   let firstCaptureNs: bigint | undefined;
 
   // The learned channel decoders of the manifest, to expand `c<ratio>` features (small models: load them all).
@@ -455,49 +452,25 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
 
     // Tracking in the world frame (the ego moves), reported in the ego frame of this capture time.
     let tracks: NonNullable<FusionResultInit['tracks']> = [];
-    if (tracker) {
-      tm = performance.now();
+    if (scene) {
       firstCaptureNs ??= t;
-      const egoToWorld = ego.pose;
-      const live = tracker.update(
-        Number(t - firstCaptureNs) / 1e9,
-        detections.map((d) => ({ box: transformBox(egoToWorld, d.box), score: d.score, cls: d.cls })),
-      );
-      const seen = new Set<number>();
-      for (const track of live) {
-        seen.add(track.id);
-        const h = histories.get(track.id) ?? [];
-        h.push(track.box);
-        if (h.length > HISTORY_FRAMES) h.shift();
-        histories.set(track.id, h);
-      }
-      for (const id of histories.keys()) if (!seen.has(id)) histories.delete(id);
-      const r = worldToEgo;
-      tracks = live.map((track) => ({
+      const stepped = await scene.step(Number(t - firstCaptureNs) / 1e9, detections, ego.pose);
+      tracks = stepped.objects.map(({ track, box, velocity, trajectories }) => ({
         trackId: track.id,
-        box: { ...transformBox(worldToEgo, track.box) },
+        box: { ...box },
         objectClass: objectClassToWire(track.cls),
         score: track.score,
-        velocityX: r[0] * track.velocity.x + r[1] * track.velocity.y + r[2] * track.velocity.z,
-        velocityY: r[4] * track.velocity.x + r[5] * track.velocity.y + r[6] * track.velocity.z,
+        velocityX: velocity.x,
+        velocityY: velocity.y,
         ageFrames: track.age,
         hits: track.hits,
         covariance: [track.variance.x, track.variance.y, track.variance.z, track.variance.yaw, track.variance.l, track.variance.w, track.variance.h, track.variance.vx, track.variance.vy, track.variance.vz],
         yawRate: track.yawRate,
         timeSinceUpdate: track.timeSinceUpdate,
+        predictions: trajectories,
       }));
-      stage('track', performance.now() - tm);
-      if (predictor && tracks.length > 0) {
-        tm = performance.now();
-        // Histories moved into this frame's ego frame, so the waypoints come out in it too.
-        const predicted = await predictTracks(
-          live.map((track) => ({ trackId: track.id, cls: track.cls, boxes: histories.get(track.id)!.map((b) => transformBox(worldToEgo, b)) })),
-          predictor,
-        );
-        const byId = new Map(predicted.map((p) => [p.trackId, p.trajectories]));
-        for (const track of tracks) track.predictions = byId.get(track.trackId as number) ?? [];
-        stage('predict', performance.now() - tm);
-      }
+      stage('track', stepped.timings.track);
+      if (predictor) stage('predict', stepped.timings.predict);
     }
 
     const result: FusionResultInit = {
