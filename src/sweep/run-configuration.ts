@@ -51,8 +51,6 @@ export interface SweepResult {
 const SENSOR_RATE_HZ = 10;
 /** The run's segment of the topics counted: as long as the one `v2xfuse run` makes (run- and 8 hex digits). */
 const TOPIC_RUN_SEGMENT = 'run-00000000';
-/** The track history the fusion node keeps for prediction (1 s at 10 Hz). */
-
 function bytesStats(values: readonly number[]): BytesStats {
   const p = percentiles(values);
   return { count: p.count, mean: p.mean, p95: p.p95 };
