@@ -8,28 +8,20 @@ import { type FusionResultInit, SCHEMA_VERSION, decodeMessage, encodeMessage, ob
 import type { PerceptionModels } from '../perception/index.ts';
 import { ConstantVelocityPredictor, TrackedScene } from '../prediction/index.ts';
 import { MultiObjectTracker } from '../tracking/index.ts';
-import { type BytesStats, type Percentiles, type PredictionSummary, type ScoredFrame, type TrackingSummary, agentTopic, percentiles, scoreFusionResults } from '../transport/index.ts';
+import { type BytesStats, type Percentiles, type RunReport, type ScoredFrame, agentTopic, percentiles, scoreFusionResults } from '../transport/index.ts';
 import { type SweepConfiguration, type SweepContext, configurationKey, configurationLabel } from './grid.ts';
 import { SENSOR_MESSAGE_FRAMING, megabitsPerMessage, megabitsPerSecond, mqttPublishBytes } from './wire-bytes.ts';
 
 /** One finished configuration: `v2xfuse run --report`'s fields where they mean the same, and the sweep's own. */
-export interface SweepResult {
+export interface SweepResult
+  extends Pick<
+    RunReport,
+    'dataset' | 'scenario' | 'ego' | 'fusion' | 'codec' | 'modelId' | 'frames' | 'framesFused' | 'ap' | 'byClass' | 'tracking' | 'prediction' | 'mbpsPerAgent' | 'latencyMs' | 'dropped' | 'wallSeconds'
+  > {
   key: string;
   label: string;
-  dataset: string;
-  scenario: string;
-  ego: string;
-  fusion: string;
-  codec: string;
   lateMerge: string | null;
   impairments: { poseNoise: SweepConfiguration['poseNoise']; latencyMs: number; loss: number; seed: number };
-  modelId: string;
-  frames: number;
-  framesFused: number;
-  ap: Record<string, number>;
-  byClass: Record<string, Record<string, { ap: number; tp: number; fp: number; gt: number }>>;
-  tracking?: TrackingSummary;
-  prediction?: PredictionSummary;
   /**
    * Collaborators' messages on the wire (protobuf plus MQTT 5 PUBLISH framing, QoS 0 with expiry, topic as the
    * agent nodes publish on), by kind, and `all`. Hybrid sends two messages a frame: its `all` is per frame.
@@ -37,20 +29,14 @@ export interface SweepResult {
   bytesPerMessage: Record<string, BytesStats>;
   /** The same messages' protobuf bytes alone (what `v2xfuse run` counts as message bytes). */
   protobufBytesPerMessage: Record<string, BytesStats>;
-  /** Each collaborator's wire bytes per frame at 10 Hz, Mbit/s. */
-  mbpsPerAgent: Record<string, number>;
   /** The units of OpenCOOD's and Where2comm's tables, from the mean wire bytes: Mb per message and log2(bytes). */
   publishedUnits: { megabitsPerMessage: number; log2Bytes: number } | null;
-  /** Per stage over the frames (ms; per-agent stages summed over the agents of a frame). */
-  latencyMs: Record<string, Percentiles>;
-  /** Collaborator messages in range that were not fused, by reason (lost, no-message, not chosen). */
-  dropped: Record<string, number>;
-  wallSeconds: number;
 }
 
 const SENSOR_RATE_HZ = 10;
 /** The run's segment of the topics counted: as long as the one `v2xfuse run` makes (run- and 8 hex digits). */
 const TOPIC_RUN_SEGMENT = 'run-00000000';
+
 function bytesStats(values: readonly number[]): BytesStats {
   const p = percentiles(values);
   return { count: p.count, mean: p.mean, p95: p.p95 };
