@@ -3,7 +3,7 @@
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
 import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
-import { detectionsToObjects, objectsOutsideSentCells } from '../fusion/index.ts';
+import { detectionsToObjects, featureConfidenceMap, objectsOutsideSentCells } from '../fusion/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
 import {
@@ -115,20 +115,6 @@ function pickScenario(scenarios: CooperativeSequence[], name: string | undefined
   return seq;
 }
 
-function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
-}
-
-/** Max class probability per BEV cell over the head's anchors: the confidence map Where2comm selects cells by. */
-export function confidenceMap(clsLogits: Float32Array, anchors: number, cells: number, out: Float32Array): Float32Array {
-  for (let c = 0; c < cells; c++) {
-    let best = -Infinity;
-    for (let a = 0; a < anchors; a++) best = Math.max(best, clsLogits[a * cells + c]);
-    out[c] = sigmoid(best);
-  }
-  return out;
-}
-
 /** Replays, encodes and publishes one agent's frames; resolves with what it measured once the sequence ends. */
 export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummary> {
   const log = o.log ?? (() => {});
@@ -160,7 +146,6 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   }
   const [C, H, W] = featureShape(models.grid);
   const confidence = new Float32Array(H * W);
-  const anchors = models.manifest.anchors.length;
   const wireGrid = {
     xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
     zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
@@ -290,7 +275,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
           if (featureSpec!.selection || o.mode === 'hybrid') {
             const r = await models.head!.detect(enc.features);
             stage('confidence', (r.timings.head ?? 0));
-            confidenceMap(r.clsLogits, anchors, H * W, confidence);
+            featureConfidenceMap(r.clsLogits, confidence);
             own = r.detections;
           }
           let map = enc.features;

@@ -63,7 +63,6 @@ export {
   DEFAULT_FEATURE_CODEC,
   DEFAULT_POINT_CODEC,
   SENSOR_MESSAGE_EXPIRY_S,
-  confidenceMap,
   runAgentNode,
 } from './agent-node.ts';
 export { FusionNodeError, type FusionNodeOptions, type FusionNodeSummary, NODE_FUSION_MODES, type NodeFusionMode, runFusionNode } from './fusion-node.ts';

@@ -4,7 +4,7 @@
 // xyzi float32 cloud.
 import { decodeFeatures, decodePoints, encodeFeatures, encodePoints, parseCodecSpec } from '../../src/codec/index.ts';
 import { ChannelReducer, PerceptionModels, channelReductionRatios, featureShape } from '../../src/perception/index.ts';
-import { confidenceMap } from '../../src/transport/index.ts';
+import { featureConfidenceMap } from '../../src/fusion/index.ts';
 import { type BenchOptions, type SectionResult, round, stat } from './common.ts';
 import { loadFrames } from './stages.ts';
 
@@ -27,7 +27,7 @@ export async function runCodecs(o: BenchOptions): Promise<SectionResult> {
         const enc = await models.lidar.encode(a.points);
         const features = Float32Array.from(enc.features);
         const r = await models.head!.detect(features);
-        maps.push({ features, confidence: Float32Array.from(confidenceMap(r.clsLogits, models.manifest.anchors.length, H * W, new Float32Array(H * W))) });
+        maps.push({ features, confidence: Float32Array.from(featureConfidenceMap(r.clsLogits, new Float32Array(H * W))) });
         clouds.push(a.points);
       }
     }

@@ -3,13 +3,12 @@
 // workers share them.
 import { type FeatureCodecSpec, decodeFeatures, encodeFeatures, parseCodecSpec } from '../../src/codec/index.ts';
 import type { Detection } from '../../src/eval/index.ts';
-import { maxFuse, warpToEgo } from '../../src/fusion/index.ts';
+import { featureConfidenceMap, maxFuse, warpToEgo } from '../../src/fusion/index.ts';
 import { type Box7, type Mat4, invertRigid, matrixToPose, multiply, poseToMatrix, transformBox } from '../../src/geometry/index.ts';
 import { type MessageOfKind, SCHEMA_VERSION, decodeMessage, encodeMessage, nsToWire } from '../../src/messages/index.ts';
 import { type PerceptionModels, featureShape } from '../../src/perception/index.ts';
 import { MotionPredictor, predictTracks } from '../../src/prediction/index.ts';
 import { MultiObjectTracker } from '../../src/tracking/index.ts';
-import { confidenceMap } from '../../src/transport/index.ts';
 import type { Samples } from './common.ts';
 
 export const DEFAULT_CODEC = 'int8+top10%+deflate';
@@ -37,7 +36,7 @@ export class AgentPipeline {
     const r = await models.head!.detect(enc.features);
     samples?.add('agentHead', performance.now() - t);
     t = performance.now();
-    confidenceMap(r.clsLogits, models.manifest.anchors.length, H * W, this.confidence);
+    featureConfidenceMap(r.clsLogits, this.confidence);
     samples?.add('confidence', performance.now() - t);
     t = performance.now();
     const coded = encodeFeatures(enc.features, H, W, C, this.spec, { confidence: this.confidence });
