@@ -21,7 +21,8 @@ function parseNumberArg(name: string, min: number, max: number) {
 
 export const DEFAULT_MANIFEST = fileURLToPath(new URL('../../models/manifest.json', import.meta.url));
 
-function choice<T extends string>(name: string, allowed: readonly T[]) {
+/** A commander parser that accepts one of `allowed` and names the option and the choices otherwise. */
+export function choice<T extends string>(name: string, allowed: readonly T[]) {
   return (value: string): T => {
     if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
     return value as T;

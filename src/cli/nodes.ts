@@ -14,17 +14,10 @@ import {
   runDeployment,
   runFusionNode,
 } from '../transport/index.ts';
-import { DEFAULT_MANIFEST } from './detect.ts';
+import { DEFAULT_MANIFEST, choice } from './detect.ts';
 import { action } from './failure.ts';
 import { progressBar } from './progress.ts';
 import { parseIntArg } from './simulate.ts';
-
-function choice<T extends string>(name: string, allowed: readonly T[]) {
-  return (value: string): T => {
-    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
-    return value as T;
-  };
-}
 
 function nonNegativeNumber(name: string) {
   return (value: string): number => {
