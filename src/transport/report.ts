@@ -170,7 +170,9 @@ export function formatRunReport(r: RunReport): string {
     const t = r.tracking;
     lines.push(`tracking (vehicle): MOTA ${f(t.mota)}  AMOTA ${f(t.amota)}  sAMOTA ${f(t.samota)}  IDF1 ${f(t.idf1)}  IDS ${t.ids}  FRAG ${t.frag}  MT ${f(t.mt, 2)}  ML ${f(t.ml, 2)}`);
   }
-  if (r.prediction) {
+  if (r.prediction && r.prediction.count === 0) {
+    lines.push(`prediction: ${r.prediction.skipped} track predictions published, none scored (none has a matched object with its full ${r.prediction.horizonS.toFixed(1)} s future inside the sequence)`);
+  } else if (r.prediction) {
     const p = r.prediction;
     lines.push(`prediction (${p.horizonS.toFixed(1)} s, ${p.count} tracks): ADE ${f(p.ade, 2)} m  FDE ${f(p.fde, 2)} m  minADE_${p.k} ${f(p.minAde, 2)}  minFDE_${p.k} ${f(p.minFde, 2)}  MR ${f(p.missRate, 2)}`);
   }
