@@ -62,6 +62,7 @@ interface AgentCliOptions {
   threads?: number;
   skipMissing?: boolean;
   noisyPoses?: boolean;
+  modality: 'lidar' | 'camera' | 'both';
   key?: string;
   summary?: string;
 }
@@ -116,6 +117,7 @@ interface RunCliOptions {
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
+  cameraOnly?: string;
   report?: string;
   record?: string;
   json?: boolean;
@@ -143,6 +145,7 @@ export function registerNodes(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
     .option('--skip-missing', 'leave out frames whose files are absent')
     .option('--noisy-poses', 'send the GPS-noisy pose the dataset records instead of the true one')
+    .option('--modality <m>', 'what makes its BEV features: lidar | camera (its cameras only) | both (element-wise max)', choice('--modality', ['lidar', 'camera', 'both'] as const), 'lidar')
     .option('--key <pem>', 'sign every message with this ECDSA P-256 private key (v2xfuse keygen)')
     .option('--summary <file>', 'write what the node measured (bytes, stage times) as JSON when it ends')
     .action(
@@ -153,7 +156,7 @@ export function registerNodes(program: Command): void {
             agentId: o.id, session: o.session, dataset: o.source, scenario: o.scenario, broker: o.broker,
             username: o.username, password: o.password, mode: o.fusion, codec: o.codec, rateHz: o.rate, lockstep: o.lockstep,
             epochNs: o.epochNs, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
+            skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, modality: o.modality, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
             onFrame: (done, total) => bar?.update(done, total),
           });
           if (o.summary) await writeFile(o.summary, JSON.stringify(summary));
@@ -234,6 +237,7 @@ export function registerNodes(program: Command): void {
     .option('--combine <c>', 'intermediate fusion in the fusion node: attention (default) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion in the fusion node: nms (default) | wbf', choice('--late-merge', ['nms', 'wbf'] as const))
     .option('--consistency-check', 'late fusion: the fusion node leaves out collaborators contradicted by the others')
+    .option('--camera-only <ids>', 'comma-separated collaborators that encode their cameras only (a mixed fleet; needs a dataset with images)')
     .option('--predictor <p>', "the fusion node's motion predictor: learned (default when the manifest has one) | cv | ctrv | none", choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))
     .option('--motion <m>', "the fusion node's tracker motion model: cv | ctrv", choice('--motion', ['cv', 'ctrv'] as const))
     .option('--sign', 'agents sign every message (ECDSA P-256, a key per agent made for the run); the fusion node refuses what does not verify')
@@ -248,7 +252,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, record: o.record, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

@@ -20,7 +20,16 @@ import {
   signMessage,
   wire,
 } from '../messages/index.ts';
-import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, featureShape } from '../perception/index.ts';
+import {
+  AgentSensorEncoder,
+  CameraEncoder,
+  ChannelReducer,
+  type DeviceOption,
+  PerceptionModels,
+  type SensorModality,
+  channelReductionRatios,
+  featureShape,
+} from '../perception/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { replayAgentFrames } from './replay.ts';
@@ -67,6 +76,9 @@ export interface AgentNodeOptions {
   skipMissing?: boolean;
   /** Send the GPS-noisy pose the dataset records (what a real agent knows) instead of the true one. */
   noisyPoses?: boolean;
+  /** Which sensors make its BEV features: LiDAR (default), its cameras, or both (element-wise max); the camera
+   * models come from the manifest. Early fusion sends points, so it is LiDAR only. */
+  modality?: SensorModality;
   /** PEM private key (ECDSA P-256) to sign every message with. */
   signingKeyPath?: string;
   signal?: AbortSignal;
@@ -131,8 +143,18 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   const codecName = featureSpec ? formatCodecSpec(featureSpec) : pointSpec ? formatPointCodecSpec(pointSpec) : 'objects';
   const key: SigningKey | undefined = o.signingKeyPath ? await loadSigningKey(o.signingKeyPath) : undefined;
 
+  const modality = o.modality ?? 'lidar';
+  if (modality !== 'lidar' && o.mode === 'early') throw new AgentNodeError(`--modality ${modality}: early fusion sends LiDAR points; use intermediate, hybrid or late`);
   const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
   if (models.notice) log(models.notice);
+  // Camera agents: the manifest's camera encoder beside the LiDAR one (loadPoints is then not called for 'camera').
+  let camera: CameraEncoder | undefined;
+  let sensors: AgentSensorEncoder | undefined;
+  if (modality !== 'lidar') {
+    if (!models.manifest.camera) throw new AgentNodeError(`--modality ${modality}: ${o.models} has no camera models (camera_backbone, camera_lift)`);
+    camera = await CameraEncoder.load(models.manifest, { device: models.provider, threads: o.threads });
+    sensors = new AgentSensorEncoder(models.lidar, camera);
+  }
   const needsHead = o.mode === 'late' || o.mode === 'hybrid' || featureSpec?.selection !== undefined;
   if (needsHead && !models.head) throw new AgentNodeError(`${o.models}: ${o.mode === 'late' ? 'late fusion' : `codec ${codecName}`} needs the detection head, and the manifest names none`);
   const capabilities: CodecCapabilities = { channelReductionRatios: channelReductionRatios(models.manifest) };
@@ -146,6 +168,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   }
   const [C, H, W] = featureShape(models.grid);
   const confidence = new Float32Array(H * W);
+  const encoded = new Float32Array(C * H * W);
   const wireGrid = {
     xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
     zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
@@ -250,7 +273,8 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       if (o.signal?.aborted) break;
       const startWall = epochNowNs();
       let t = performance.now();
-      const points = await f.agent.loadPoints();
+      // A camera-only agent has no points to load.
+      const points = modality === 'camera' ? new Float32Array(0) : await f.agent.loadPoints();
       stage('load', performance.now() - t);
       const pose = (o.noisyPoses && f.agent.noisyLidarToWorld) || f.agent.lidarToWorld;
       let bytes: Uint8Array;
@@ -263,7 +287,9 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
         kind = 'points';
         bytes = serialize('points', { header: header('points', f.captureNs, pose), encoding: enc.header, payload: enc.payload });
       } else {
-        const enc = await models.lidar.encode(points);
+        const enc = modality === 'lidar'
+          ? await models.lidar.encode(points)
+          : await sensors!.encode(f.agent, modality, encoded);
         for (const [k, v] of Object.entries(enc.timings)) stage(k, v as number);
         if (o.mode === 'late') {
           const r = await models.head!.detect(enc.features);
@@ -320,6 +346,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   } finally {
     await link?.end();
     await reducer?.dispose();
+    await camera?.dispose();
     await models.dispose();
   }
 }

@@ -54,6 +54,8 @@ export interface RunOptions {
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
+  /** Collaborators that encode their cameras only (agent --modality camera): a mixed fleet. */
+  cameraOnly?: string[];
   /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
   sign?: boolean;
   /** Record every message of the run, with the dataset's points, images and ground truth, into this MCAP file. */
@@ -138,6 +140,9 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   const egoId = o.ego ?? seq.agents[0]?.id;
   if (!seq.agents.some((a) => a.id === egoId)) throw new RunError(`--ego ${egoId}: no such agent in ${seq.name} (agents: ${seq.agents.map((a) => a.id).join(', ')})`);
   const collaborators = o.mode === 'none' ? [] : seq.agents.filter((a) => a.id !== egoId).map((a) => a.id);
+  for (const id of o.cameraOnly ?? []) {
+    if (!collaborators.includes(id)) throw new RunError(`--camera-only ${id}: not a collaborator of ego ${egoId} in ${seq.name} (collaborators: ${collaborators.join(', ') || 'none'})`);
+  }
   const manifest = await loadManifest(o.models);
   const frames = Math.min(seq.frameCount, o.maxFrames ?? Infinity);
 
@@ -237,6 +242,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           ...(lockstep ? ['--lockstep'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
+          ...(o.cameraOnly?.includes(id) ? ['--modality', 'camera'] : []),
           '--threads', String(o.threads ?? 1), '--summary', summaryPath, ...(keyArgs.get(id) ?? []),
         ], log),
       );

@@ -111,3 +111,34 @@ test('run: a bad dataset path fails in one line before anything starts', async (
   assert.match(r.stderr, /nonexistent/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
+
+test('run --camera-only 101: a camera-only collaborator over MQTT scores what the in-process mixed fleet scores', { timeout: 240_000 }, async () => {
+  const { AgentSensorEncoder, CameraEncoder } = await import('../../src/perception/index.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-camrun-'));
+  try {
+    // Three frames of a held-out intersection seed, with camera images (the committed fixture has none).
+    const sim = await runCli(['simulate', '--scenario', 'intersection', '--frames', '3', '--seed', '103', '--out', dir]);
+    assert.equal(sim.code, 0, sim.stderr);
+    const r = await runCli(['run', dir, '--camera-only', '101', '--codec', 'raw', '--predictor', 'none', '--json'], 180_000);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as RunReport;
+    assert.equal(report.framesFused, 3);
+    assert.equal(report.agents['101'].framesUsed, 3);
+    // Only the camera-only agent ran the camera encoder: 3 frames of it.
+    assert.equal(report.latencyMs['agent.cameraBackbone']?.count, 3);
+    const models = await PerceptionModels.load(resolve(projectRoot, 'models/manifest.json'));
+    const camera = await CameraEncoder.load(models.manifest);
+    try {
+      const seq = (await openDataset(dir)).scenarios[0];
+      const acc = new ClassAwareApAccumulator(undefined, models.manifest.anchors.map((a) => a.cls));
+      const sensors = { encoder: new AgentSensorEncoder(models.lidar, camera), plan: { modality: 'mixed' as const, cameraOnly: ['101'] } };
+      await evaluateSequence(seq, new CooperativeDetector(models, 'attention', { sensors }), seq.agents[0].id, acc);
+      assert.deepEqual(report.ap, Object.fromEntries(Object.entries(acc.result().vehicle).map(([k, v]) => [k, v.ap])));
+    } finally {
+      await camera.dispose();
+      await models.dispose();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
