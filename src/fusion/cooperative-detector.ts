@@ -22,7 +22,7 @@ import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointC
 import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
 import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from './impairments.ts';
 import { compensateLatency, delayedFrameIndex } from './latency.ts';
-import { MEASURED_POSITION_CONFIDENCE, type PositionConfidence, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
+import { type PositionConfidence, positionConfidenceFor, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
 import { meanFuse } from './mean-fusion.ts';
 import { type SelectionCandidate, type SelectionSkipReason, coverageFraction, fieldOfViewFraction, selectAgents } from './selection.ts';
 import { maxFuse, warpToEgo } from './warp.ts';
@@ -247,9 +247,7 @@ export class CooperativeDetector {
     }
     this.earlyMaxPillars = opts.earlyMaxPillars;
     this.earlyEncoder = new MergedCloudEncoder(models, opts.earlyMaxPillars);
-    this.positionConfidence =
-      opts.positionConfidence ??
-      (models.manifest.modelId === MEASURED_POSITION_CONFIDENCE.modelId ? MEASURED_POSITION_CONFIDENCE.confidence : { x: 0, y: 0, z: 0 });
+    this.positionConfidence = opts.positionConfidence ?? positionConfidenceFor(models.manifest.modelId);
   }
 
   private buffer(list: Float32Array[], k: number, size: number): Float32Array {

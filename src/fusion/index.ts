@@ -37,6 +37,7 @@ export {
   type PerceivedObjectInit,
   type PositionConfidence,
   MEASURED_POSITION_CONFIDENCE,
+  positionConfidenceFor,
   detectionsToObjects,
   fuseLate,
   objectsToDetections,

@@ -37,6 +37,12 @@ export const MEASURED_POSITION_CONFIDENCE: { readonly modelId: string; readonly 
   matchedDetections: 633,
 };
 
+/** What a sender states as its objects' position confidence: the measured one for the model it was measured on,
+ * else 0 = unavailable (ETSI's convention), never a number carried over from another model. */
+export function positionConfidenceFor(modelId: string): PositionConfidence {
+  return modelId === MEASURED_POSITION_CONFIDENCE.modelId ? { ...MEASURED_POSITION_CONFIDENCE.confidence } : { x: 0, y: 0, z: 0 };
+}
+
 export interface DetectionsToObjectsOptions {
   /** 95 % half-width of the box centre per axis; default 0 on every axis (unavailable). */
   positionConfidence?: PositionConfidence;

@@ -3,7 +3,7 @@
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
 import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
-import { detectionsToObjects, featureConfidenceMap, objectsOutsideSentCells } from '../fusion/index.ts';
+import { detectionsToObjects, featureConfidenceMap, objectsOutsideSentCells, positionConfidenceFor } from '../fusion/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
 import {
@@ -169,6 +169,8 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   const [C, H, W] = featureShape(models.grid);
   const confidence = new Float32Array(H * W);
   const encoded = new Float32Array(C * H * W);
+  // Late and hybrid objects state the position confidence measured for this model (as the in-process detector).
+  const positionConfidence = positionConfidenceFor(models.manifest.modelId);
   const wireGrid = {
     xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
     zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
@@ -295,7 +297,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
           const r = await models.head!.detect(enc.features);
           for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
           kind = 'objects';
-          bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections) });
+          bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections, { positionConfidence }) });
         } else {
           let own: Detection[] = [];
           if (featureSpec!.selection || o.mode === 'hybrid') {
@@ -323,7 +325,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
             await publish('features', bytes);
             featureBytes = bytes.byteLength;
             kind = 'objects';
-            bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(objectsOutsideSentCells(own, coded.mask, models.grid)) });
+            bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(objectsOutsideSentCells(own, coded.mask, models.grid), { positionConfidence }) });
           }
         }
       }
