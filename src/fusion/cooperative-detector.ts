@@ -15,7 +15,7 @@ import type { AgentFrame, CooperativeFrame, CooperativeSequence } from '../datas
 import { decodeFeatures, decodePoints, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, type FeatureCodecSpec, type PointCodecSpec } from '../codec/index.ts';
 import { invertRigid, matrixToPose, multiply, transformBox, type Mat4 } from '../geometry/index.ts';
 import { type FeatureFrameInit, type HeaderInit, SCHEMA_VERSION, agentKindToWire, decodeMessage, encodeMessage, nsToWire } from '../messages/index.ts';
-import { ChannelReducer, featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
+import { ChannelReducer, describeFeatureGrid, featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
 import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
@@ -237,10 +237,7 @@ export class CooperativeDetector {
       throw new FusionConfigError(`--budget-bytes with --fusion ${mode} needs --codec: raw features have no message to count`);
     }
     const g = models.grid;
-    this.wireGrid = {
-      xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax,
-      cellSize: g.cellSize, featureStride: g.featureStride, channels: C, height: H, width: W,
-    };
+    this.wireGrid = describeFeatureGrid(g);
     this.opts = opts;
     if (opts.sensors && opts.sensors.plan.modality !== 'lidar' && (mode === 'late' || mode === 'early')) {
       throw new FusionConfigError(`--modality ${opts.sensors.plan.modality}: ${mode} fusion runs on LiDAR only (camera features fuse in the feature modes)`);

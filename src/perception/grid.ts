@@ -91,6 +91,16 @@ export function featureShape(g: BevGrid): [channels: number, height: number, wid
   return [g.channels, featureHeight(g), featureWidth(g)];
 }
 
+/** A grid with its feature map's shape: what every feature message carries (BevGrid in features.proto) and what a
+ * receiver's gate compares it with. A fresh plain object of the grid's own fields. */
+export function describeFeatureGrid(g: BevGrid): BevGrid & { height: number; width: number } {
+  const [channels, height, width] = featureShape(g);
+  return {
+    xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax, zMin: g.zMin, zMax: g.zMax,
+    cellSize: g.cellSize, featureStride: g.featureStride, channels, height, width,
+  };
+}
+
 /** Throws a BevGridError naming the first field that makes the grid unusable; returns the grid otherwise. */
 export function validateGrid<G extends BevGrid>(g: G): G {
   const fields = ['xMin', 'xMax', 'yMin', 'yMax', 'zMin', 'zMax', 'cellSize', 'featureStride', 'channels'] as const;

@@ -10,6 +10,7 @@ export {
   cellOf,
   featureCellSize,
   featureHeight,
+  describeFeatureGrid,
   featureShape,
   featureWidth,
   gridHeight,

@@ -2,7 +2,7 @@
 // (BEV features, an object list, or its points), and publishes it over MQTT, with its status retained and a last
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
-import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
+import { openDataset } from '../datasets/index.ts';
 import { detectionsToObjects, featureConfidenceMap, objectsOutsideSentCells, positionConfidenceFor } from '../fusion/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
@@ -28,11 +28,12 @@ import {
   PerceptionModels,
   type SensorModality,
   channelReductionRatios,
+  describeFeatureGrid,
   featureShape,
 } from '../perception/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
-import { replayAgentFrames } from './replay.ts';
+import { pickScenario, replayAgentFrames } from './replay.ts';
 import { agentTopic, replayTickTopic } from './topics.ts';
 
 /** hybrid: the features of the cells its codec selects, plus an object list of the detections outside them. */
@@ -119,14 +120,6 @@ export class AgentNodeError extends Error {
   }
 }
 
-function pickScenario(scenarios: CooperativeSequence[], name: string | undefined, source: string): CooperativeSequence {
-  if (scenarios.length === 0) throw new AgentNodeError(`${source}: the dataset has no scenario to replay`);
-  if (name === undefined) return scenarios[0];
-  const seq = scenarios.find((s) => s.name === name);
-  if (!seq) throw new AgentNodeError(`--scenario ${name}: not in ${source} (scenarios: ${scenarios.map((s) => s.name).join(', ')})`);
-  return seq;
-}
-
 /** Replays, encodes and publishes one agent's frames; resolves with what it measured once the sequence ends. */
 export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummary> {
   const log = o.log ?? (() => {});
@@ -171,11 +164,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   const encoded = new Float32Array(C * H * W);
   // Late and hybrid objects state the position confidence measured for this model (as the in-process detector).
   const positionConfidence = positionConfidenceFor(models.manifest.modelId);
-  const wireGrid = {
-    xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
-    zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
-    featureStride: models.grid.featureStride, channels: C, height: H, width: W,
-  };
+  const wireGrid = describeFeatureGrid(models.grid);
 
   const summary: AgentNodeSummary = {
     agentId: o.agentId, kind: info.kind, mode: o.mode, codec: codecName, modelId: models.manifest.modelId,

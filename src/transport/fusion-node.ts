@@ -24,7 +24,7 @@ import {
   signMessage,
   wire,
 } from '../messages/index.ts';
-import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, featureShape } from '../perception/index.ts';
+import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, describeFeatureGrid, featureShape } from '../perception/index.ts';
 import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, TrackedScene, type TrajectoryPredictor } from '../prediction/index.ts';
 import { MultiObjectTracker, type MotionModel } from '../tracking/index.ts';
 import { MqttLink } from './mqtt-link.ts';
@@ -194,11 +194,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const gate = new MessageGate({
     log: rejections,
     expectedModelId: models.manifest.modelId,
-    grid: {
-      xMin: models.grid.xMin, xMax: models.grid.xMax, yMin: models.grid.yMin, yMax: models.grid.yMax,
-      zMin: models.grid.zMin, zMax: models.grid.zMax, cellSize: models.grid.cellSize,
-      featureStride: models.grid.featureStride, channels: C, height: H, width: W,
-    },
+    grid: describeFeatureGrid(models.grid),
     // On a replay clock (as fast as possible) capture times run ahead of or behind the wall clock by as much as
     // the replay is faster or slower than real time: what matters there is each message's match with its ego
     // frame (maxOffsetMs), so the admission window is only a sanity bound.

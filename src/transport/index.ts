@@ -52,7 +52,7 @@ export {
 export { epochNowNs } from './clock.ts';
 export { FaultProxy, FaultProxyError, type FaultCounts, type FaultProxyOptions, type FaultSpec } from './fault-proxy.ts';
 // The nodes: an agent that replays and publishes, the fusion node, and a whole deployment with its report.
-export { type ReplayOptions, type ReplayedFrame, replayAgentFrames } from './replay.ts';
+export { type ReplayOptions, type ReplayedFrame, ScenarioChoiceError, pickScenario, replayAgentFrames } from './replay.ts';
 export {
   AGENT_FUSION_MODES,
   type AgentFrameRecord,

@@ -63,3 +63,21 @@ export async function* replayAgentFrames(seq: CooperativeSequence, agentId: stri
     yield { index: i, frameId: frame.frameId, agent, captureNs };
   }
 }
+
+/** A scenario a replay cannot use: the dataset has none, or not the one asked for. */
+export class ScenarioChoiceError extends Error {
+  readonly userFacing = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScenarioChoiceError';
+  }
+}
+
+/** The scenario `name` of a dataset (its first when no name is given), or a ScenarioChoiceError naming the choices. */
+export function pickScenario(scenarios: readonly CooperativeSequence[], name: string | undefined, source: string): CooperativeSequence {
+  if (scenarios.length === 0) throw new ScenarioChoiceError(`${source}: the dataset has no scenario to replay`);
+  if (name === undefined) return scenarios[0];
+  const seq = scenarios.find((s) => s.name === name);
+  if (!seq) throw new ScenarioChoiceError(`--scenario ${name}: not in ${source} (scenarios: ${scenarios.map((s) => s.name).join(', ')})`);
+  return seq;
+}

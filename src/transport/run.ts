@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CooperativeSequence, openDataset } from '../datasets/index.ts';
+import { openDataset } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../eval/index.ts';
 import { gridEvalRange } from '../fusion/index.ts';
 import { type FusionResult, type TrustedKey, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson, wire } from '../messages/index.ts';
@@ -19,6 +19,7 @@ import type { FusionNodeSummary, NodeFusionMode } from './fusion-node.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { SessionRecorder } from './recorder.ts';
 import { epochNowNs } from './clock.ts';
+import { pickScenario } from './replay.ts';
 import { type RunReport, buildRunReport } from './report.ts';
 import { type ScoredFrame, scoreFusionResults } from './score.ts';
 import { agentKindFilter, fusionResultsFilter, parseTopic, replayTickTopic } from './topics.ts';
@@ -122,14 +123,6 @@ function waitForLine(child: Child, needle: string, timeoutMs: number): Promise<v
 
 function lastLine(text: string): string {
   return text.trim().split('\n').filter((l) => l.trim() && !l.includes('\r')).pop()?.trim() ?? '';
-}
-
-function pickScenario(scenarios: CooperativeSequence[], name: string | undefined, source: string): CooperativeSequence {
-  if (scenarios.length === 0) throw new RunError(`${source}: the dataset has no scenario to replay`);
-  if (name === undefined) return scenarios[0];
-  const seq = scenarios.find((s) => s.name === name);
-  if (!seq) throw new RunError(`--scenario ${name}: not in ${source} (scenarios: ${scenarios.map((s) => s.name).join(', ')})`);
-  return seq;
 }
 
 export async function runDeployment(o: RunOptions): Promise<RunReport> {

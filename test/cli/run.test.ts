@@ -142,3 +142,9 @@ test('run --camera-only 101: a camera-only collaborator over MQTT scores what th
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('run: an unknown scenario is one line naming the ones there are', async () => {
+  const r = await runCli(['run', FIXTURE, '--scenario', 'nope']);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /--scenario nope: not in .*fixture-s1 \(scenarios: fixture-s1\)/);
+});
