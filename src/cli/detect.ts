@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { openDataset } from '../datasets/index.ts';
-import { ClassAwareApAccumulator, type ApOrder } from '../eval/index.ts';
+import { ClassAwareApAccumulator, GROUND_TRUTH_VISIBILITIES, type ApOrder, type GroundTruthVisibility } from '../eval/index.ts';
 import { CooperativeDetector, DEFAULT_HYBRID_CODEC, type FrameLinks, type FusionMode, type PoseNoiseStd, evaluateSequence, parsePoseNoise } from '../fusion/index.ts';
 import { AgentSensorEncoder, CameraEncoder, DEVICE_OPTIONS, type DeviceOption, FLEET_MODALITIES, type FleetModality, PerceptionModels } from '../perception/index.ts';
 import { action, UserInputError } from './failure.ts';
@@ -67,6 +67,7 @@ interface DetectOptions {
   threads?: number;
   noisyPoses?: boolean;
   order: ApOrder;
+  gtVisibility: GroundTruthVisibility;
   frames?: number;
   fromFrame: number;
   skipMissing?: boolean;
@@ -96,7 +97,7 @@ export function registerDetect(program: Command): void {
     })
     .option('--seed <n>', 'seed of pose noise and message loss', parseIntArg('--seed', 0), 0)
     .option('--latency-ms <ms>', 'collaborators\' messages are this old: their frame from that long before the ego\'s (the nearest earlier frame)', parseNumberArg('--latency-ms', 0, Infinity))
-    .option('--compensate', 'latency compensation: late fusion moves old objects by their velocity from the sender\'s previous list (TCLF); every mode aligns with the capture-time pose anyway')
+    .option('--compensate', 'latency compensation: late fusion moves old objects by their velocity from the sender\'s previous lists (TCLF); max / mean / attention / hybrid move moving objects\' features by their tracked velocity; every mode aligns with the capture-time pose anyway')
     .option('--loss <p>', 'each collaborator message is lost with probability p', parseNumberArg('--loss', 0, 1))
     .option('--max-agents <n>', 'at most N collaborators per frame (ranked by grid overlap, then distance)', parseIntArg('--max-agents', 0))
     .option('--budget-bytes <b>', 'at most B bytes of collaborator messages per frame (feature modes need --codec)', parseIntArg('--budget-bytes', 0))
@@ -113,6 +114,12 @@ export function registerDetect(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
     .option('--noisy-poses', 'align with the GPS-noisy poses the dataset records instead of the true ones')
     .option('--order <o>', 'AP ranking: global (all detections by score) | frame (original OpenCOOD tables)', choice('--order', ['global', 'frame'] as const), 'global')
+    .option(
+      '--gt-visibility <v>',
+      'none (OpenCOOD: every labelled vehicle within 70 m is scored) | ego (boxes no return of the ego\'s LiDAR hits are ignored, as VOC "difficult": the ego-only ceiling) | any (likewise for every agent in range)',
+      choice('--gt-visibility', GROUND_TRUTH_VISIBILITIES),
+      'none',
+    )
     .option('--frames <n>', 'only the first N frames of each scenario (counted from --from-frame)', parseIntArg('--frames', 1))
     .option('--from-frame <i>', 'start at frame i of each scenario (e.g. so that every latency has an earlier frame)', parseIntArg('--from-frame', 0), 0)
     .option('--skip-missing', 'leave out frames whose files are absent')
@@ -144,8 +151,8 @@ export function registerDetect(program: Command): void {
         const fusionMode: FusionMode = o.fusion === 'intermediate' ? (models.attention ? 'attention' : 'max') : o.fusion;
         // Say what --compensate does here rather than let it pass for more than it is.
         if (o.compensate && !o.latencyMs) process.stderr.write('v2xfuse: --compensate has nothing to do without --latency-ms\n');
-        else if (o.compensate && fusionMode !== 'late') {
-          process.stderr.write(`v2xfuse: --compensate with --fusion ${fusionMode}: old messages are aligned with the sender's capture-time pose (as without it); moving objects are moved in late fusion only\n`);
+        else if (o.compensate && (fusionMode === 'early' || fusionMode === 'none')) {
+          process.stderr.write(`v2xfuse: --compensate with --fusion ${fusionMode}: old messages are aligned with the sender's capture-time pose (as without it); moving objects are moved in late and feature fusion only\n`);
         }
         try {
           const detector = new CooperativeDetector(models, fusionMode, {
@@ -176,7 +183,7 @@ export function registerDetect(program: Command): void {
                 throw new UserInputError(`--ego ${egoId}: no such agent in scenario ${seq.name} (agents: ${seq.agents.map((a) => a.id).join(', ')})`);
               }
               egos.push(`${seq.name}:${egoId}`);
-              const run = await evaluateSequence(seq, detector, egoId, acc, { maxFrames: o.frames, firstFrame: o.fromFrame, onFrame: () => bar.update(++frames, total) });
+              const run = await evaluateSequence(seq, detector, egoId, acc, { maxFrames: o.frames, firstFrame: o.fromFrame, gtVisibility: o.gtVisibility, onFrame: () => bar.update(++frames, total) });
               detections += run.detections;
               agentsUsed += run.agents;
               for (const [k, v] of Object.entries(run.timings)) (timings[k] ??= []).push(...v);
@@ -197,6 +204,7 @@ export function registerDetect(program: Command): void {
             modality: o.modality,
             ...(o.modality === 'mixed' ? { cameraOnly: o.cameraOnly ?? 'odd-position vehicles', dropCameraOnly: !!o.dropCameraOnly } : {}),
             order: o.order,
+            gtVisibility: o.gtVisibility,
             modelId: models.manifest.modelId,
             provider: models.provider,
             frames,
@@ -233,7 +241,7 @@ export function registerDetect(program: Command): void {
           const f = (x: number) => (Number.isNaN(x) ? '  n/a' : x.toFixed(3));
           const lines = [
             `${ds.format} ${ds.root}: ${frames} frames, ego ${egos.join(' ')}, fusion ${fusionMode}, modality ${o.modality}${o.modality === 'mixed' ? ` (camera-only: ${o.cameraOnly?.join(',') ?? 'odd-position vehicles'}${o.dropCameraOnly ? ', left out' : ''})` : ''}, ${report.meanAgentsPerFrame.toFixed(1)} agents per frame, model ${report.modelId} on ${report.provider}`,
-            `AP (BEV, ${o.order} order)   @0.3    @0.5    @0.7     gt`,
+            `AP (BEV, ${o.order} order${o.gtVisibility === 'none' ? '' : `, boxes unseen by ${o.gtVisibility === 'ego' ? 'the ego' : 'every agent'} ignored`})   @0.3    @0.5    @0.7     gt`,
           ];
           for (const [cls, r] of Object.entries(report.byClass)) {
             lines.push(`  ${cls.padEnd(22)} ${f(r['0.3'].ap)}   ${f(r['0.5'].ap)}   ${f(r['0.7'].ap)}   ${r['0.5'].gt}`);

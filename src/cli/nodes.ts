@@ -64,8 +64,13 @@ interface AgentCliOptions {
   noisyPoses?: boolean;
   modality: 'lidar' | 'camera' | 'both';
   key?: string;
+  freeSpace?: boolean;
   summary?: string;
 }
+
+const CONFIDENCE_MAP_STRIDES = ['0', '1', '2', '4', '8'] as const;
+type ConfidenceMapStride = (typeof CONFIDENCE_MAP_STRIDES)[number];
+const CONFIDENCE_MAP_HELP = "the head's confidence in each result, one byte per STRIDE × STRIDE feature cells, deflated: 1 (128 × 128, ~3 kB) | 2 (default, 64 × 64, ~1.3 kB) | 4 | 8 | 0 (none)";
 
 interface FusionCliOptions {
   ego: string;
@@ -78,6 +83,8 @@ interface FusionCliOptions {
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
+  compensate?: boolean;
+  confidenceMap?: ConfidenceMapStride;
   models: string;
   device: DeviceOption;
   threads?: number;
@@ -117,6 +124,7 @@ interface RunCliOptions {
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
+  confidenceMap?: ConfidenceMapStride;
   cameraOnly?: string;
   report?: string;
   record?: string;
@@ -147,6 +155,7 @@ export function registerNodes(program: Command): void {
     .option('--noisy-poses', 'send the GPS-noisy pose the dataset records instead of the true one')
     .option('--modality <m>', 'what makes its BEV features: lidar | camera (its cameras only) | both (element-wise max)', choice('--modality', ['lidar', 'camera', 'both'] as const), 'lidar')
     .option('--key <pem>', 'sign every message with this ECDSA P-256 private key (v2xfuse keygen)')
+    .option('--free-space', "late fusion: send its LiDAR's free-space map with each object list (the ego agent, for the fusion node's --consistency-check)")
     .option('--summary <file>', 'write what the node measured (bytes, stage times) as JSON when it ends')
     .action(
       action(async (o: AgentCliOptions) => {
@@ -154,7 +163,7 @@ export function registerNodes(program: Command): void {
         try {
           const summary = await runAgentNode({
             agentId: o.id, session: o.session, dataset: o.source, scenario: o.scenario, broker: o.broker,
-            username: o.username, password: o.password, mode: o.fusion, codec: o.codec, rateHz: o.rate, lockstep: o.lockstep,
+            username: o.username, password: o.password, mode: o.fusion, codec: o.codec, freeSpace: o.freeSpace, rateHz: o.rate, lockstep: o.lockstep,
             epochNs: o.epochNs, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
             skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, modality: o.modality, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
             onFrame: (done, total) => bar?.update(done, total),
@@ -183,7 +192,9 @@ export function registerNodes(program: Command): void {
     .option('--fusion <mode>', 'none (ego only) | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
     .option('--combine <c>', 'intermediate fusion: attention (default when the models have it) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion: nms (score-aware, OpenCOOD) | wbf (weighted box fusion)', choice('--late-merge', ['nms', 'wbf'] as const))
-    .option('--consistency-check', "late fusion: leave out collaborators whose objects the ego's and the others' contradict (counted as 'inconsistent')")
+    .option('--consistency-check', "late fusion: leave out collaborators whose objects the ego's and the others' contradict, or that lie in the ego's free space when its agent sends one (--free-space) (counted as 'inconsistent')")
+    .option('--compensate', "intermediate / hybrid: move moving objects' features in a collaborator map captured before the ego frame by their tracked velocity over the gap")
+    .option('--confidence-map <stride>', CONFIDENCE_MAP_HELP, choice('--confidence-map', CONFIDENCE_MAP_STRIDES))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
@@ -205,11 +216,12 @@ export function registerNodes(program: Command): void {
       action(async (o: FusionCliOptions) => {
         const summary = await runFusionNode({
           egoId: o.ego, fusionId: o.id, session: o.session, broker: o.broker, username: o.username, password: o.password,
-          mode: o.fusion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, models: o.models, device: o.device, threads: o.threads,
+          mode: o.fusion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, compensate: o.compensate, models: o.models, device: o.device, threads: o.threads,
           deadlineMs: o.deadlineMs, expect: o.expect?.split(',').map((s) => s.trim()).filter(Boolean),
           maxOffsetMs: o.maxOffsetMs, maxAgeMs: o.maxAgeMs, maxFutureMs: o.maxFutureMs, clock: o.clock,
           trustPath: o.trust, requireSignatures: o.requireSignatures, signingKeyPath: o.key,
           tracking: o.tracking, motion: o.motion, predictor: o.predictor,
+          ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}),
           exitWhenEgoOffline: o.exitWhenEgoOffline, signal: stopSignal(), log: stderrLog,
         });
         if (o.summary) await writeFile(o.summary, JSON.stringify(summary));
@@ -237,6 +249,7 @@ export function registerNodes(program: Command): void {
     .option('--combine <c>', 'intermediate fusion in the fusion node: attention (default) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion in the fusion node: nms (default) | wbf', choice('--late-merge', ['nms', 'wbf'] as const))
     .option('--consistency-check', 'late fusion: the fusion node leaves out collaborators contradicted by the others')
+    .option('--confidence-map <stride>', CONFIDENCE_MAP_HELP, choice('--confidence-map', CONFIDENCE_MAP_STRIDES))
     .option('--camera-only <ids>', 'comma-separated collaborators that encode their cameras only (a mixed fleet; needs a dataset with images)')
     .option('--predictor <p>', "the fusion node's motion predictor: learned (default when the manifest has one) | cv | ctrv | none", choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))
     .option('--motion <m>', "the fusion node's tracker motion model: cv | ctrv", choice('--motion', ['cv', 'ctrv'] as const))
@@ -252,7 +265,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}), cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

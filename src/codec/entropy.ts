@@ -10,8 +10,21 @@ function asPlainBytes(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
-export function compress(packed: Uint8Array, stage: EntropyStage): Uint8Array {
-  if (stage.coder === 'deflate') return asPlainBytes(deflateSync(packed, { level: stage.level }));
+export interface CompressOptions {
+  /**
+   * The bytes are values of selected cells without long runs to match (a top-k / threshold feature payload):
+   * deflate with Z_RLE, which on int8+top10% maps of the shipped model gave 4.5 % fewer bytes than the default
+   * strategy at level 6 in a quarter of the time (63.0 vs 66.0 kB, 1.0 vs 4.3 ms; fp16+top10%, int8+top25% and
+   * int4+top5% likewise smaller). Dense maps keep the default: their runs of empty cells are what LZ77 matches
+   * (int8 dense: 339 kB default, 479 kB Z_RLE). Inflate reads either, so the wire format is the same.
+   */
+  runLengthOnly?: boolean;
+}
+
+export function compress(packed: Uint8Array, stage: EntropyStage, opts: CompressOptions = {}): Uint8Array {
+  if (stage.coder === 'deflate') {
+    return asPlainBytes(deflateSync(packed, { level: stage.level, ...(opts.runLengthOnly ? { strategy: constants.Z_RLE } : {}) }));
+  }
   return asPlainBytes(
     brotliCompressSync(packed, {
       params: {

@@ -157,22 +157,25 @@ export function encodeFeatures(
   if (features.length !== channels * cells) {
     throw new CodecError('input', `features have ${features.length} values, expected C·H·W = ${channels}·${height}·${width} = ${channels * cells}`);
   }
-  for (let i = 0; i < features.length; i++) {
-    const v = features[i];
-    if (v - v !== 0) {
-      const c = Math.floor(i / cells);
-      const cell = i % cells;
-      throw new CodecError('input', `features: channel ${c}, row ${Math.floor(cell / width)}, col ${cell % width} is ${v}: only finite values can be sent`);
-    }
-  }
+  const notFinite = (c: number, cell: number, v: number): CodecError =>
+    new CodecError('input', `features: channel ${c}, row ${Math.floor(cell / width)}, col ${cell % width} is ${v}: only finite values can be sent`);
 
   const dense = !parsed.selection && !options.request;
   const indices = dense ? undefined : selectCells(cells, parsed.selection, options.confidence, options.request);
   const sent = indices ? indices.length : cells;
+  const selected = indices !== undefined && sent < cells;
+  // Only the values that travel must be finite: with a selection they are checked as they are gathered below
+  // (a tenth of the map for top10%), otherwise all of them here.
+  if (!selected) {
+    for (let i = 0; i < features.length; i++) {
+      const v = features[i];
+      if (v - v !== 0) throw notFinite(Math.floor(i / cells), i % cells, v);
+    }
+  }
 
   let cellIndexCoding: CellIndexCodingValue = CellIndexCoding.ALL_CELLS;
   let indexBytes = 0;
-  if (indices && sent < cells) {
+  if (indices && selected) {
     const varintBytes = deltaVarintLength(indices);
     const maskBytes = bitmaskLength(cells);
     cellIndexCoding = varintBytes <= maskBytes ? CellIndexCoding.DELTA_VARINT : CellIndexCoding.BITMASK;
@@ -181,12 +184,16 @@ export function encodeFeatures(
 
   // [C, N] values: the map itself when every cell goes, else gathered.
   let values = features;
-  if (indices && sent < cells) {
+  if (indices && selected) {
     values = new Float32Array(channels * sent);
     for (let c = 0; c < channels; c++) {
       const src = c * cells;
       const dst = c * sent;
-      for (let i = 0; i < sent; i++) values[dst + i] = features[src + indices[i]];
+      for (let i = 0; i < sent; i++) {
+        const v = features[src + indices[i]];
+        if (v - v !== 0) throw notFinite(c, indices[i], v);
+        values[dst + i] = v;
+      }
     }
   }
 
@@ -211,7 +218,7 @@ export function encodeFeatures(
       break;
   }
 
-  const payload = parsed.entropy ? compress(packed, parsed.entropy) : packed;
+  const payload = parsed.entropy ? compress(packed, parsed.entropy, { runLengthOnly: selected }) : packed;
   const mask = new Uint8Array(cells);
   if (indices) for (let i = 0; i < sent; i++) mask[indices[i]] = 1;
   else mask.fill(1);

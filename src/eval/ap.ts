@@ -39,6 +39,12 @@ export interface Detection {
 export interface ClassedBox {
   box: Box7;
   cls: ObjectClass;
+  /**
+   * PASCAL VOC's "difficult": the box is neither counted as ground truth nor held against the detector. A
+   * detection that matches it is dropped from the ranking (neither TP nor FP). Used for boxes no LiDAR point of
+   * the evaluated agents hits (see markHiddenGroundTruth).
+   */
+  ignored?: boolean;
 }
 
 /** 'global': all detections sorted by score (standard, HEAL). 'frame': per-frame blocks in frame order (original OpenCOOD). */
@@ -48,7 +54,7 @@ export interface ThresholdResult {
   iou: number;
   /** VOC all-point interpolated AP in 0..1; NaN when there is no ground truth. */
   ap: number;
-  /** Cumulative precision after each detection, in evaluation order (not interpolated). */
+  /** Cumulative precision after each scored detection (those matched to ignored ground truth left out), in evaluation order (not interpolated). */
   precision: number[];
   /** Cumulative recall after each detection, in evaluation order; NaN entries when there is no ground truth. */
   recall: number[];
@@ -89,6 +95,9 @@ export function vocAveragePrecision(recall: ArrayLike<number>, precision: ArrayL
   return ap;
 }
 
+/** tpFlags value of a detection matched to an ignored ground-truth box: left out of the ranking. */
+const IGNORED = 2;
+
 function grow<T extends Float64Array | Uint8Array | Uint32Array>(a: T, needed: number, make: (n: number) => T): T {
   if (a.length >= needed) return a;
   const b = make(Math.max(needed, 2 * a.length));
@@ -126,10 +135,16 @@ export class ApAccumulator {
   get gtCount(): number { return this.gtTotal; }
   get detectionCount(): number { return this.count; }
 
-  /** One frame: its detections and ground truth, both in the same frame (the ego's). */
-  addFrame(detections: readonly Detection[], groundTruth: readonly Box7[]): void {
+  /**
+   * One frame: its detections and ground truth, both in the same frame (the ego's). `ignored[j]` true marks
+   * groundTruth[j] as VOC "difficult": it does not count towards recall, and a detection whose best remaining
+   * match it is (at the threshold) is dropped rather than called a false positive. Several detections may fall
+   * on one ignored box, as in VOC, since none of them is scored.
+   */
+  addFrame(detections: readonly Detection[], groundTruth: readonly Box7[], ignored?: ArrayLike<boolean>): void {
     const frame = this.frames;
     const n = detections.length, m = groundTruth.length;
+    if (ignored && ignored.length !== m) throw new EvaluationInputError(frame, 'ignored', `has ${ignored.length} flags for ${m} ground-truth boxes`);
     for (let i = 0; i < n; i++) {
       const d = detections[i];
       if (!Number.isFinite(d.score)) throw new EvaluationInputError(frame, `detections[${i}].score`, `must be a finite number, got ${d.score}`);
@@ -172,15 +187,21 @@ export class ApAccumulator {
           if (iou > bestIou) { bestIou = iou; best = j; }
         }
         if (best >= 0 && bestIou >= threshold) {
-          taken[best] = 1;
-          flags[base + r] = 1;
+          if (ignored?.[best]) {
+            flags[base + r] = IGNORED;
+          } else {
+            taken[best] = 1;
+            flags[base + r] = 1;
+          }
         } else {
           flags[base + r] = 0;
         }
       }
     }
+    let counted = m;
+    if (ignored) for (let j = 0; j < m; j++) if (ignored[j]) counted--;
     this.count += n;
-    this.gtTotal += m;
+    this.gtTotal += counted;
     this.frames++;
   }
 
@@ -198,14 +219,16 @@ export class ApAccumulator {
     const out: ApResult = {};
     for (let t = 0; t < this.thresholds.length; t++) {
       const flags = this.tpFlags[t];
-      const precision = new Array<number>(n);
-      const recall = new Array<number>(n);
+      const precision: number[] = [];
+      const recall: number[] = [];
       let tp = 0, fp = 0;
       for (let k = 0; k < n; k++) {
-        if (flags[sequence[k]]) tp++;
+        const flag = flags[sequence[k]];
+        if (flag === IGNORED) continue;
+        if (flag === 1) tp++;
         else fp++;
-        precision[k] = tp / (tp + fp);
-        recall[k] = gt > 0 ? tp / gt : Number.NaN;
+        precision.push(tp / (tp + fp));
+        recall.push(gt > 0 ? tp / gt : Number.NaN);
       }
       const iou = this.thresholds[t];
       out[String(iou)] = { iou, ap: gt > 0 ? vocAveragePrecision(recall, precision) : Number.NaN, precision, recall, tp, fp, gt };
@@ -251,6 +274,7 @@ export class ClassAwareApAccumulator {
   addFrame(detections: readonly Detection[], groundTruth: readonly ClassedBox[]): void {
     const dets = new Map<ObjectClass, Detection[]>();
     const gts = new Map<ObjectClass, Box7[]>();
+    const ignoredFlags = new Map<ObjectClass, boolean[]>();
     for (const d of detections) {
       const cls = d.cls ?? 'vehicle';
       if (!this.accumulatorFor(cls)) continue;
@@ -263,9 +287,12 @@ export class ClassAwareApAccumulator {
       let list = gts.get(g.cls);
       if (!list) gts.set(g.cls, (list = []));
       list.push(g.box);
+      let flags = ignoredFlags.get(g.cls);
+      if (!flags) ignoredFlags.set(g.cls, (flags = []));
+      flags.push(g.ignored === true);
     }
     // Every class sees every frame so that frame order stays aligned across classes.
-    for (const [cls, acc] of this.perClass) acc.addFrame(dets.get(cls) ?? [], gts.get(cls) ?? []);
+    for (const [cls, acc] of this.perClass) acc.addFrame(dets.get(cls) ?? [], gts.get(cls) ?? [], ignoredFlags.get(cls));
   }
 
   result(order: ApOrder = 'global'): ClassApResult {

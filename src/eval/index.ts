@@ -7,3 +7,6 @@ export {
   type CooperativeGroundTruthOptions, type EvalGroundTruthBox, type EvalRange,
   GroundTruthError, OPENCOOD_COMM_RANGE_M, OPENCOOD_GT_RANGE, cooperativeGroundTruth,
 } from './ground-truth.ts';
+export {
+  type GroundTruthVisibility, type VisibilityOptions, GROUND_TRUTH_VISIBILITIES, markHiddenGroundTruth,
+} from './visibility.ts';

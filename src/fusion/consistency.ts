@@ -10,7 +10,12 @@
 // (an object one of them cannot see behind a truck) lower it too, but only by a few objects out of many, hence a
 // threshold well below one and a minimum number of checked objects before anyone is judged. Pure functions on
 // detections already in the ego frame.
+//
+// Ghosts added to an otherwise honest list pass that agreement test (honest lists agree on only 30–60 %). When the
+// ego's view carries its free-space map (free-space.ts), a second test runs first: a collaborator reporting more
+// objects in space the ego's own beams crossed than maxContradictions is excluded, whatever the others confirm.
 import type { Detection } from '../eval/index.ts';
+import { type FreeSpaceMap, type GhostCheckOptions, DEFAULT_GHOST_CHECK, contradictsFreeSpace, countContradictions } from './free-space.ts';
 
 export interface ConsistencyOptions {
   /** Two reports of one object: centres this close in BEV, m. The detector's 95 % centre error is ~0.5 m; a
@@ -27,6 +32,10 @@ export interface ConsistencyOptions {
   minAgreement?: number;
   /** Ignore detections below this score (neither checked nor witnesses). Default 0.3. */
   minScore?: number;
+  /** The free-space test's settings (used when the ego's view has a freeSpace map). */
+  ghost?: GhostCheckOptions;
+  /** Run the agreement test (false: the free-space test alone). Default true. */
+  agreement?: boolean;
 }
 
 export const DEFAULT_CONSISTENCY: Readonly<Required<ConsistencyOptions>> = Object.freeze({
@@ -35,6 +44,8 @@ export const DEFAULT_CONSISTENCY: Readonly<Required<ConsistencyOptions>> = Objec
   minChecked: 3,
   minAgreement: 0.2,
   minScore: 0.3,
+  ghost: DEFAULT_GHOST_CHECK,
+  agreement: true,
 });
 
 /** One agent's view: its detections and its position, both in the ego frame. */
@@ -44,6 +55,8 @@ export interface AgentView {
   /** The agent's position in the ego frame (0, 0 for the ego). */
   x: number;
   y: number;
+  /** The ego's view only: what its own LiDAR saw free and occupied (ego frame); enables the free-space test. */
+  freeSpace?: FreeSpaceMap;
 }
 
 export interface ConsistencyVerdict {
@@ -56,7 +69,11 @@ export interface ConsistencyVerdict {
   agreement: number;
   /** Too few checked objects to judge: kept. */
   undecided: boolean;
+  /** Its objects lying in the ego's free space (free-space.ts); 0 without a map. */
+  contradictions: number;
   exclude: boolean;
+  /** Why it is excluded: its objects lie in the ego's free space, or the others do not confirm them. */
+  reason?: 'free-space' | 'unconfirmed';
 }
 
 function near(d: Detection, list: readonly Detection[], r2: number, minScore: number): boolean {
@@ -83,7 +100,8 @@ function judge(c: AgentView, witnesses: readonly AgentView[], o: Required<Consis
   }
   const agreement = checked > 0 ? confirmed / checked : NaN;
   const undecided = checked < o.minChecked;
-  return { id: c.id, checked, confirmed, agreement, undecided, exclude: !undecided && agreement < o.minAgreement };
+  const exclude = o.agreement && !undecided && agreement < o.minAgreement;
+  return { id: c.id, checked, confirmed, agreement, undecided, contradictions: 0, exclude, ...(exclude ? { reason: 'unconfirmed' as const } : {}) };
 }
 
 /**
@@ -95,15 +113,29 @@ function judge(c: AgentView, witnesses: readonly AgentView[], o: Required<Consis
  * objects it fails to confirm, and the ego is always a witness.
  */
 export function checkConsistency(ego: AgentView, collaborators: readonly AgentView[], opts: ConsistencyOptions = {}): ConsistencyVerdict[] {
-  const o = { ...DEFAULT_CONSISTENCY, ...opts };
+  const o = { ...DEFAULT_CONSISTENCY, ...opts, ghost: { ...DEFAULT_GHOST_CHECK, ...opts.ghost } };
   const verdicts = new Map<AgentView, ConsistencyVerdict>();
   const excluded = new Set<AgentView>();
+  // The free-space test first: it needs no witness, and a collaborator it excludes witnesses for no one.
+  const contradictions = new Map<AgentView, number>();
+  if (ego.freeSpace) {
+    for (const c of collaborators) {
+      const n = countContradictions(ego.freeSpace, c.detections, o.ghost);
+      contradictions.set(c, n);
+      if (n > o.ghost.maxContradictions) excluded.add(c);
+    }
+    for (const c of excluded) {
+      const v = judge(c, [ego, ...collaborators.filter((w) => w !== c && !excluded.has(w))], o);
+      verdicts.set(c, { ...v, contradictions: contradictions.get(c)!, exclude: true, reason: 'free-space' });
+    }
+  }
   for (;;) {
     let worst: ConsistencyVerdict | undefined;
     let worstAgent: AgentView | undefined;
     for (const c of collaborators) {
       if (excluded.has(c)) continue;
       const v = judge(c, [ego, ...collaborators.filter((w) => w !== c && !excluded.has(w))], o);
+      v.contradictions = contradictions.get(c) ?? 0;
       verdicts.set(c, v);
       if (v.exclude && (!worst || v.agreement < worst.agreement)) (worst = v), (worstAgent = c);
     }
@@ -113,8 +145,19 @@ export function checkConsistency(ego: AgentView, collaborators: readonly AgentVi
   return collaborators.map((c) => verdicts.get(c)!);
 }
 
-/** The collaborators the check keeps, and the verdicts (for counting and the report). */
+/**
+ * The collaborators the check keeps, and the verdicts (for counting and the report). With the ego's free-space map,
+ * a kept collaborator's objects that the map contradicts (up to maxContradictions of them) are dropped too: a kept
+ * collaborator's honest objects are worth more than what one stray object costs, that one is not.
+ */
 export function filterConsistent<T extends AgentView>(ego: AgentView, collaborators: readonly T[], opts: ConsistencyOptions = {}): { kept: T[]; verdicts: ConsistencyVerdict[] } {
   const verdicts = checkConsistency(ego, collaborators, opts);
-  return { kept: collaborators.filter((_, i) => !verdicts[i]!.exclude), verdicts };
+  const kept = collaborators.filter((_, i) => !verdicts[i]!.exclude);
+  const map = ego.freeSpace;
+  if (!map) return { kept, verdicts };
+  const ghost = { ...DEFAULT_GHOST_CHECK, ...opts.ghost };
+  return {
+    kept: kept.map((c) => (verdicts[collaborators.indexOf(c)]!.contradictions > 0 ? { ...c, detections: c.detections.filter((d) => !contradictsFreeSpace(map, d, ghost)) } : c)),
+    verdicts,
+  };
 }

@@ -18,9 +18,11 @@ import { type FeatureFrameInit, type HeaderInit, SCHEMA_VERSION, agentKindToWire
 import { ChannelReducer, describeFeatureGrid, featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
 import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
+import { MultiObjectTracker, type Track } from '../tracking/index.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
 import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
 import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from './impairments.ts';
+import { type FeatureMotion, compensateFeatureMotion, compensateObjectMotion, featureMotionsFromTracks } from './feature-motion.ts';
 import { compensateLatency, delayedFrameIndex } from './latency.ts';
 import { type PositionConfidence, positionConfidenceFor, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
 import { meanFuse } from './mean-fusion.ts';
@@ -81,7 +83,10 @@ export interface CooperativeDetectorOptions {
   latencyMs?: number;
   /**
    * late: move each old object by its velocity over the gap (fitted over the sender's last four object lists,
-   * DAIR-V2X's TCLF with a short history). Every mode aligns old messages with the capture-time pose regardless (src/fusion/latency.ts).
+   * DAIR-V2X's TCLF with a short history). max / mean / attention / hybrid: move the features of each moving
+   * object of an old map by its velocity over the gap, the velocity from the detector's own tracks of its fused
+   * detections (src/fusion/feature-motion.ts); hybrid's objects move with them. Every mode aligns old messages with
+   * the capture-time pose regardless (src/fusion/latency.ts).
    */
   compensate?: boolean;
   /** At most this many collaborators per frame (see selection.ts for the ranking). */
@@ -163,6 +168,8 @@ interface Received {
   /** feature modes: aligned features and mask, in the detector's per-slot buffers. */
   features?: Float32Array;
   mask?: Float32Array;
+  /** Latency compensation: copies of features and mask (and hybrid's objects) with the moving objects moved. */
+  moved?: { features: Float32Array; mask: Float32Array; objects?: Detection[] };
 }
 
 type Timings = CooperativeDetection['timings'];
@@ -177,10 +184,14 @@ const FRAME_CACHE = 12;
 const OBJECT_CACHE = 32;
 /** Object lists a latency-compensated message's velocities are fitted over: it and the three before it (300 ms). */
 const COMPENSATION_HISTORY = 4;
+/** Tracks older than this (ms before the frame) are not a motion source: the tracker starts over. */
+const TRACK_HORIZON_MS = 500;
 
 export class CooperativeDetector {
   private readonly encoded: Float32Array[] = [];
   private readonly warped: Float32Array[] = [];
+  private readonly movedMaps: Float32Array[] = [];
+  private readonly movedMasks: Float32Array[] = [];
   private readonly masks: Float32Array[] = [];
   private readonly fused: Float32Array;
   private readonly confidence: Float32Array;
@@ -199,6 +210,13 @@ export class CooperativeDetector {
   private readonly objectCache = new Map<string, { objects: Detection[]; bytes: number }>();
   /** The grid a FeatureFrame carries (what the agent node sends), so that feature bytes are those of the wire. */
   private readonly wireGrid: NonNullable<FeatureFrameInit['grid']>;
+
+  /**
+   * Feature-mode compensation's motion source: a tracker over this detector's fused detections (world frame), as
+   * the fusion node runs one; `tracks` are those of the frame at `lastNs`. Reset for another sequence or ego, or
+   * when frames jump back or skip past TRACK_HORIZON_MS.
+   */
+  private motion: { seq: CooperativeSequence | undefined; egoId: string; tracker: MultiObjectTracker; originNs: bigint; lastNs: bigint; tracks: Track[] } | undefined;
 
   /** This frame's sensors per agent (null: left out), when opts.sensors is given. */
   private framePlan: Map<string, SensorModality | null> | undefined;
@@ -378,10 +396,49 @@ export class CooperativeDetector {
     const { links, info } = await this.links(frame, agents, worldToEgo, sequence);
     if (this.mode === 'late') return this.detectLate(frame, agents[0], links, info, egoPose, worldToEgo, sequence);
     if (this.mode === 'early') return this.detectEarly(frame, agents[0], links, info, egoPose);
-    return this.detectFeatures(frame, agents[0], links, info, egoPose);
+    return this.detectFeatures(frame, agents[0], links, info, egoPose, worldToEgo, sequence);
   }
 
-  private async detectFeatures(frame: CooperativeFrame, ego: AgentFrame, links: Link[], info: FrameLinks, egoPose: Mat4): Promise<CooperativeDetection> {
+  /** Whether feature-mode compensation is on: it needs the detector to see the frames before the scored ones. */
+  get tracksFusedDetections(): boolean {
+    return !!this.opts.compensate && (this.opts.latencyMs ?? 0) > 0 && FEATURE_MODES.includes(this.mode);
+  }
+
+  /** The moving objects of a message captured at `captureNs`, from the tracks of the frames before (none without). */
+  private featureMotions(frame: CooperativeFrame, egoId: string, seq: CooperativeSequence | undefined, captureNs: bigint, worldToEgo: Mat4): FeatureMotion[] {
+    const m = this.motion;
+    if (!m || m.seq !== seq || m.egoId !== egoId || !(m.lastNs < frame.timestampNs) || captureNs >= frame.timestampNs) return [];
+    if (frame.timestampNs - m.lastNs > BigInt(TRACK_HORIZON_MS) * 1_000_000n) return [];
+    const s = (ns: bigint) => Number(ns - m.originNs) / 1e9;
+    return featureMotionsFromTracks(m.tracks, worldToEgo, { trackS: s(m.lastNs), captureS: s(captureNs), nowS: s(frame.timestampNs) });
+  }
+
+  /**
+   * Feeds this frame's fused detections (ego frame) to the motion tracker, starting it over when the frames jump.
+   * They must be the detections of the maps as received, not of the compensated ones: a compensated object is
+   * reported v·Δt ahead, which the tracker would read as more speed, which moves it farther the next frame (with
+   * Δt three frames, a parked car whose track picked up 1 m/s of jitter ran away to 6 m/s within a few frames on the
+   * intersection test sequence, and compensation cost AP@0.5 instead of gaining it). Hence the second head pass.
+   */
+  private trackFused(frame: CooperativeFrame, egoId: string, seq: CooperativeSequence | undefined, egoPose: Mat4, detections: readonly Detection[]): void {
+    let m = this.motion;
+    const t = frame.timestampNs;
+    if (!m || m.seq !== seq || m.egoId !== egoId || !(m.lastNs < t) || t - m.lastNs > BigInt(TRACK_HORIZON_MS) * 1_000_000n) {
+      m = this.motion = { seq, egoId, tracker: new MultiObjectTracker({ motion: 'cv' }), originNs: t, lastNs: t, tracks: [] };
+    }
+    m.tracks = m.tracker.update(Number(t - m.originNs) / 1e9, detections.map((d) => ({ box: transformBox(egoPose, d.box), score: d.score, cls: d.cls })));
+    m.lastNs = t;
+  }
+
+  private async detectFeatures(
+    frame: CooperativeFrame,
+    ego: AgentFrame,
+    links: Link[],
+    info: FrameLinks,
+    egoPose: Mat4,
+    worldToEgo: Mat4,
+    seq: CooperativeSequence | undefined,
+  ): Promise<CooperativeDetection> {
     const [C, H, W] = featureShape(this.models.grid);
     const size = C * H * W;
     const timings: Timings = {};
@@ -390,6 +447,7 @@ export class CooperativeDetector {
     const hybrid = this.mode === 'hybrid';
     const g = this.models.grid;
     const range = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax };
+    const compensate = this.tracksFusedDetections;
 
     // Every collaborator with a message: encode (on the sender), send through the codec, align (on the receiver).
     const received: Received[] = [];
@@ -444,39 +502,62 @@ export class CooperativeDetector {
       const w = warpToEgo(features, link.toEgo, g, this.buffer(this.warped, k + 1, size), this.buffer(this.masks, k + 1, H * W));
       if (sent) restrictToSentCells(w.mask, sent, link.toEgo, g);
       addTimings(timings, { warp: performance.now() - t });
-      received.push({ link, bytes, objects, features: w.features, mask: w.mask });
+      let moved: Received['moved'];
+      if (compensate && link.ageMs > 0) {
+        const tc = performance.now();
+        const motions = this.featureMotions(frame, ego.agentId, seq, link.agent.timestampNs, worldToEgo);
+        if (motions.length > 0) {
+          // On copies: the tracker is fed what the maps as received give (see trackFused).
+          const mf = this.buffer(this.movedMaps, k + 1, size), mm = this.buffer(this.movedMasks, k + 1, H * W);
+          mf.set(w.features);
+          mm.set(w.mask);
+          compensateFeatureMotion(mf, mm, motions, g);
+          moved = { features: mf, mask: mm, objects: objects && compensateObjectMotion(objects, motions, { grid: g }) };
+        }
+        addTimings(timings, { compensation: performance.now() - tc });
+      }
+      received.push({ link, bytes, objects, features: w.features, mask: w.mask, moved });
     }
     const used = await this.choose(received, egoPose, info, frame.index);
 
     const egoEnc = await this.encodeAgent(ego, this.buffer(this.encoded, 0, size));
     addTimings(timings, egoEnc.timings);
     droppedPillars += egoEnc.pillars.droppedPillars;
-    const aligned = [egoEnc.features, ...used.map((r) => r.features!)];
-    const masks: (Float32Array | null)[] = [null, ...used.map((r) => r.mask!)];
-    let bev: Float32Array;
     const method = hybrid ? (this.models.attention ? 'attention' : 'max') : this.mode;
-    if (aligned.length === 1) {
-      bev = aligned[0];
-    } else if (method === 'attention') {
-      const r = await this.models.attention!.fuse(aligned, masks, this.fused);
-      addTimings(timings, r.timings);
-      bev = r.fused;
-    } else {
+    const fuseAndDetect = async (maps: Float32Array[], masks: (Float32Array | null)[], late: Detection[][]): Promise<Detection[]> => {
+      let bev: Float32Array;
+      if (maps.length === 1) {
+        bev = maps[0];
+      } else if (method === 'attention') {
+        const r = await this.models.attention!.fuse(maps, masks, this.fused);
+        addTimings(timings, r.timings);
+        bev = r.fused;
+      } else {
+        const t = performance.now();
+        bev = method === 'mean' ? meanFuse(maps, masks, this.fused) : maxFuse(maps, masks, this.fused);
+        addTimings(timings, { fusion: performance.now() - t });
+      }
+      const result = await this.models.head!.detect(bev);
+      addTimings(timings, result.timings);
+      if (!hybrid) return result.detections;
       const t = performance.now();
-      bev = method === 'mean' ? meanFuse(aligned, masks, this.fused) : maxFuse(aligned, masks, this.fused);
-      addTimings(timings, { fusion: performance.now() - t });
-    }
-    const result = await this.models.head!.detect(bev);
-    addTimings(timings, result.timings);
-    let detections = result.detections;
-    if (hybrid) {
-      const t = performance.now();
-      const late = used.map((r) => r.objects ?? []);
-      detections = this.opts.lateMerge === 'wbf'
-        ? weightedBoxFusion([detections, ...late], { iouThreshold: this.models.manifest.postprocess.nmsIouThreshold, range })
-        : mergeHybrid(detections, late, { iouThreshold: this.models.manifest.postprocess.nmsIouThreshold, range });
+      const merged = this.opts.lateMerge === 'wbf'
+        ? weightedBoxFusion([result.detections, ...late], { iouThreshold: this.models.manifest.postprocess.nmsIouThreshold, range })
+        : mergeHybrid(result.detections, late, { iouThreshold: this.models.manifest.postprocess.nmsIouThreshold, range });
       addTimings(timings, { lateFusion: performance.now() - t });
+      return merged;
+    };
+    const asReceived = await fuseAndDetect([egoEnc.features, ...used.map((r) => r.features!)], [null, ...used.map((r) => r.mask!)], used.map((r) => r.objects ?? []));
+    let detections = asReceived;
+    if (used.some((r) => r.moved)) {
+      // A second fusion and head pass, over the maps with their moving objects moved: what is reported.
+      detections = await fuseAndDetect(
+        [egoEnc.features, ...used.map((r) => r.moved?.features ?? r.features!)],
+        [null, ...used.map((r) => r.moved?.mask ?? r.mask!)],
+        used.map((r) => r.moved?.objects ?? r.objects ?? []),
+      );
     }
+    if (compensate) this.trackFused(frame, ego.agentId, seq, egoPose, asReceived);
     const bytes = codec ? Object.fromEntries(used.map((r) => [r.link.agent.agentId, r.bytes])) : undefined;
     return { detections, agents: [ego.agentId, ...info.used], timings, ...(bytes ? { bytes } : {}), droppedPillars, links: info };
   }

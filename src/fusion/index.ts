@@ -16,6 +16,28 @@ export {
 } from './cooperative-detector.ts';
 export { meanFuse } from './mean-fusion.ts';
 export { type AgentView, type ConsistencyOptions, type ConsistencyVerdict, DEFAULT_CONSISTENCY, checkConsistency, filterConsistent } from './consistency.ts';
+export {
+  type FootprintCount,
+  type FreeSpaceGrid,
+  type FreeSpaceMap,
+  type FreeSpaceOptions,
+  type GhostCheckOptions,
+  type WireFreeSpace,
+  CELL_FREE,
+  CELL_OCCUPIED,
+  CELL_UNKNOWN,
+  DEFAULT_FREE_SPACE,
+  DEFAULT_GHOST_CHECK,
+  FreeSpaceBuilder,
+  MAX_FREE_SPACE_SIDE,
+  contradictsFreeSpace,
+  countContradictions,
+  estimateGroundZ,
+  footprintOnMap,
+  freeSpaceFromWire,
+  freeSpaceGrid,
+  wireFreeSpace,
+} from './free-space.ts';
 export { type WeightedBoxFusionOptions, weightedBoxFusion } from './wbf.ts';
 export { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
 export { type VelocityOptions, compensateLatency, delayedFrameIndex, estimateVelocities, estimateVelocitiesFromHistory } from './latency.ts';
@@ -42,4 +64,15 @@ export {
   fuseLate,
   objectsToDetections,
 } from './late.ts';
+export { type AlignedContribution, type AttributedDetection, featureContributors, mergedContributors, rangeContributors } from './contributors.ts';
+export { pooledSize, quantiseConfidence } from './confidence-map.ts';
 export { type SenderPoints, DEFAULT_POINT_CODEC, MERGED_POINT_STRIDE, MergedCloudEncoder, mergePointClouds, mergedLength } from './early.ts';
+export {
+  type FeatureMotion,
+  type FeatureMotionOptions,
+  type TrackMotionOptions,
+  type TrackedMotion,
+  compensateFeatureMotion,
+  compensateObjectMotion,
+  featureMotionsFromTracks,
+} from './feature-motion.ts';

@@ -10,16 +10,23 @@
 // The signature is checked before anything is remembered, and the replay state is only written for an admitted
 // message, so neither a forged nor a corrupt message can advance a sender's sequence.
 //
-// Replay rule, per sender and message kind: a message is fresh when it is later than the last admitted one in the
-// order (capture time, then sequence). A sender that restarts begins its sequence again; it is accepted as soon as
-// its capture time passes the last admitted one, which it does when it stamps capture times on a clock that does
-// not go back across restarts (the wall clock; a replayed dataset mapped onto it). A copy of an old message never
-// passes: its capture time and sequence are both those of a message already seen or older. A sender that must go
-// back in time (a dataset replayed from its start on the dataset's own clock) announces it with an AgentStatus in
-// state STARTING: once admitted (it must be fresh itself), it clears that sender's records of the other kinds.
-// One exception: an AgentStatus in state OFFLINE skips the replay order and leaves the record as it was. It is the
-// MQTT last will, signed when the sender connected and delivered after its later status messages; a copy of it
-// can at worst report a sender offline that its next message shows alive.
+// Replay rule, per sender and message kind: a sliding anti-replay window over sequence numbers, as IPsec (RFC 4303
+// §3.4.3, RFC 6479) and DTLS do. The receiver keeps the highest sequence admitted and a bit per number of the last
+// `replayWindow` (default 64) below it. A message with a higher sequence moves the window on; one inside the window
+// that was not seen yet is admitted (a message overtaken by later ones on a jittery link: at 10 Hz with 0–500 ms of
+// delay, frames arrive out of order all the time, and a strict "sequence must increase" rule lost about half of
+// them); a number seen already (a copy) or below the window is refused. How old a message may be is still judged by
+// its capture time (stale), not by the window. The capture time also tells a restart from a replay: a sequence at
+// or below the highest one with a capture time later than the highest one's is a sender that restarted and began
+// its sequence again; the window starts over there, and nothing captured before the restart is admitted afterwards
+// (the old run's messages, even unseen ones). A higher sequence with an earlier capture time is an old run's message,
+// refused. A restart is recognised as soon as its capture time passes the last admitted one, which it does when the
+// sender stamps capture times on a clock that does not go back across restarts (the wall clock; a replayed dataset
+// mapped onto it). A sender that must go back in time (a dataset replayed from its start on the dataset's own clock)
+// announces it with an AgentStatus in state STARTING: once admitted (it must be fresh itself), it clears that
+// sender's records of the other kinds. One exception: an AgentStatus in state OFFLINE skips the replay check and
+// leaves the record as it was. It is the MQTT last will, signed when the sender connected and delivered after its
+// later status messages; a copy of it can at worst report a sender offline that its next message shows alive.
 import { CodecError, type DecodedFeatures, type DecodedPoints, DEFAULT_MAX_POINTS, decodeFeatures, decodePoints } from '../codec/index.ts';
 import { v2xfuse } from './generated/v2xfuse.js';
 import {
@@ -113,7 +120,14 @@ export interface MessageGateOptions {
   maxPoints?: number;
   /** Where rejections are counted and logged; default a new RejectionLog without a logger. */
   log?: RejectionLog;
+  /** Anti-replay window: how many sequence numbers below the highest admitted one (per sender and kind) may still
+   * arrive late, each once. Default DEFAULT_REPLAY_WINDOW; 1 is the strict order (every sequence must be higher). */
+  replayWindow?: number;
 }
+
+/** 64 numbers = 6.4 s of one stream at 10 Hz, far beyond the 1 s staleness limit: the window never refuses a
+ * message the age check would admit, and costs two words per sender and kind. */
+export const DEFAULT_REPLAY_WINDOW = 64;
 
 /** The payload as decoded by the gate: the feature map and its mask, the points, or nothing for other kinds. */
 export interface DecodedPayloadOfKind {
@@ -139,8 +153,11 @@ export interface AdmittedMessage<K extends MessageKind = MessageKind> {
   byteLength: number;
   /** The trusted key that verified it; undefined when it was admitted unsigned (requireSignatures false). */
   keyId: string | undefined;
-  /** Sequence numbers skipped since the last admitted message of this sender and kind (lost or refused). */
+  /** Sequence numbers skipped by this message past the highest admitted one of this sender and kind (lost, late
+   * or refused); 0 for a late message filling a gap in the window. */
   missed: number;
+  /** Admitted although a higher sequence of this sender and kind had been admitted before it (overtaken). */
+  late: boolean;
   /** The sender's sequence went back with a later capture time: it restarted. */
   restarted: boolean;
 }
@@ -347,7 +364,20 @@ function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefine
   return enc;
 }
 
+/** Largest free-space grid side accepted (src/fusion MAX_FREE_SPACE_SIDE; not imported: messages sit below fusion). */
+const MAX_FREE_SPACE_SIDE = 2048;
+
 function checkObjects(m: v2xfuse.v1.ObjectList): void {
+  const fs = m.freeSpace;
+  if (fs) {
+    checkFiniteFields(fs, ['xMin', 'yMin', 'cellSize'], 'freeSpace');
+    if (!((fs.cellSize ?? 0) > 0)) refuse('malformed', `freeSpace.cellSize = ${fs.cellSize ?? 0}: expected > 0`);
+    for (const f of ['width', 'height'] as const) {
+      const v = fs[f] ?? 0;
+      if (v < 1 || v > MAX_FREE_SPACE_SIDE) refuse('malformed', `freeSpace.${f} = ${v}: expected 1..${MAX_FREE_SPACE_SIDE}`);
+    }
+    if ((fs.planes?.length ?? 0) === 0) refuse('malformed', 'freeSpace.planes is empty');
+  }
   const objects = m.objects ?? [];
   for (let i = 0; i < objects.length; i++) {
     const o = objects[i];
@@ -404,9 +434,73 @@ function checkResult(m: v2xfuse.v1.FusionResult): void {
 // ---------------------------------------------------------------------------------------------------------------
 // The gate
 
-interface ReplayRecord {
-  sequence: number;
-  captureNs: bigint;
+/** One sender's and kind's anti-replay state: the highest sequence admitted, its capture time, a ring of bits
+ * (bit `seq % window` set = seen) over the window below it, and the capture time its current run began at. */
+class ReplayWindow {
+  top = 0;
+  topCaptureNs = 0n;
+  /** Messages captured before this belong to an earlier run of the sender (set at a restart; none before). */
+  floorNs = -(1n << 63n);
+  private readonly bits: Uint32Array;
+
+  constructor(readonly size: number, sequence: number, captureNs: bigint) {
+    this.bits = new Uint32Array(Math.ceil(size / 32));
+    this.restart(sequence, captureNs);
+  }
+
+  private has(seq: number): boolean {
+    const b = seq % this.size;
+    return (this.bits[b >>> 5]! & (1 << (b & 31))) !== 0;
+  }
+
+  private mark(seq: number): void {
+    const b = seq % this.size;
+    this.bits[b >>> 5]! |= 1 << (b & 31);
+  }
+
+  private unmark(seq: number): void {
+    const b = seq % this.size;
+    this.bits[b >>> 5]! &= ~(1 << (b & 31));
+  }
+
+  /** Why `sequence` captured at `captureNs` may not be admitted, or undefined when it may. Changes nothing. */
+  check(sequence: number, captureNs: bigint): string | undefined {
+    if (captureNs < this.floorNs) return `captured at ${captureNs} ns, before the sender's restart at ${this.floorNs} ns`;
+    if (sequence > this.top) {
+      return captureNs < this.topCaptureNs ? `sequence ${sequence} is higher than the highest admitted (${this.top}) but captured earlier (${captureNs} < ${this.topCaptureNs} ns): an earlier run's message` : undefined;
+    }
+    if (captureNs > this.topCaptureNs) return undefined; // a restart: the sequence began again
+    if (this.top - sequence >= this.size) return `sequence ${sequence} is older than the window of ${this.size} below the highest admitted (${this.top})`;
+    if (this.has(sequence)) return `sequence ${sequence} was admitted already (highest admitted ${this.top}, captured at ${this.topCaptureNs} ns)`;
+    return undefined;
+  }
+
+  /** Records an admitted message that check() let through; answers how it relates to the window. */
+  admit(sequence: number, captureNs: bigint): { missed: number; late: boolean; restarted: boolean } {
+    if (sequence > this.top) {
+      const missed = sequence - this.top - 1;
+      // Numbers the window moves past were never seen: clear their bits (all of them when it jumps a whole window).
+      for (let s = this.top + 1, n = 0; s < sequence && n < this.size; s++, n++) this.unmark(s);
+      this.top = sequence;
+      this.topCaptureNs = captureNs;
+      this.mark(sequence);
+      return { missed, late: false, restarted: false };
+    }
+    if (captureNs > this.topCaptureNs) {
+      this.floorNs = captureNs;
+      this.restart(sequence, captureNs);
+      return { missed: 0, late: false, restarted: true };
+    }
+    this.mark(sequence);
+    return { missed: 0, late: true, restarted: false };
+  }
+
+  private restart(sequence: number, captureNs: bigint): void {
+    this.bits.fill(0);
+    this.top = sequence;
+    this.topCaptureNs = captureNs;
+    this.mark(sequence);
+  }
 }
 
 /** Senders with replay state; beyond this (only reachable with unsigned traffic) the oldest is forgotten. */
@@ -430,8 +524,9 @@ export class MessageGate {
   private readonly maxAgeNs: Record<MessageKind, bigint | undefined>;
   private readonly maxFutureNs: bigint | undefined;
   private readonly maxValues: number;
-  /** sender id → kind → last admitted. */
-  private readonly records = new Map<string, Map<MessageKind, ReplayRecord>>();
+  private readonly replayWindow: number;
+  /** sender id → kind → anti-replay window. */
+  private readonly records = new Map<string, Map<MessageKind, ReplayWindow>>();
 
   constructor(private readonly options: MessageGateOptions) {
     if (options.requireSignatures && !options.trust) throw new Error('MessageGate: requireSignatures needs a trust list');
@@ -454,6 +549,10 @@ export class MessageGate {
     this.maxFutureNs = msToNs(options.maxFutureMs ?? DEFAULT_MAX_FUTURE_MS, 'maxFutureMs');
     const g = options.grid;
     this.maxValues = g ? g.channels * g.height * g.width : 0;
+    this.replayWindow = options.replayWindow ?? DEFAULT_REPLAY_WINDOW;
+    if (!Number.isInteger(this.replayWindow) || this.replayWindow < 1 || this.replayWindow > 1 << 16) {
+      throw new RangeError(`replayWindow = ${options.replayWindow}: expected an integer 1..65536`);
+    }
   }
 
   /**
@@ -523,22 +622,9 @@ export class MessageGate {
 
     const sequence = header.sequence ?? 0;
     const lastWill = kind === 'status' && (message as v2xfuse.v1.AgentStatus).state === wire.AgentState.AGENT_STATE_OFFLINE;
-    const last = lastWill ? undefined : this.records.get(senderId)?.get(kind);
-    let restarted = false;
-    let missed = 0;
-    if (last) {
-      if (captureNs > last.captureNs) {
-        restarted = sequence <= last.sequence;
-        if (!restarted) missed = sequence - last.sequence - 1;
-      } else if (captureNs === last.captureNs && sequence > last.sequence) {
-        missed = sequence - last.sequence - 1;
-      } else {
-        refuse(
-          'replay',
-          `sequence ${sequence} captured at ${captureNs} ns is not later than the last admitted ${kind} message (sequence ${last.sequence}, captured at ${last.captureNs} ns)`,
-        );
-      }
-    }
+    const window = lastWill ? undefined : this.records.get(senderId)?.get(kind);
+    const replay = window?.check(sequence, captureNs);
+    if (replay !== undefined) refuse('replay', `${kind}: ${replay}`);
 
     checkEnum(AGENT_KINDS, header.senderKind, 'header.senderKind');
     checkPose(header.senderPose, 'header.senderPose', kind === 'features' || kind === 'objects' || kind === 'points');
@@ -581,7 +667,10 @@ export class MessageGate {
       throw err;
     }
 
-    if (!lastWill) this.remember(senderId, kind, { sequence, captureNs });
+    // Only now, with every check passed, is the window written: a forged or corrupt message moves nothing.
+    let order = { missed: 0, late: false, restarted: false };
+    if (window) order = window.admit(sequence, captureNs);
+    else if (!lastWill) this.remember(senderId, kind, new ReplayWindow(this.replayWindow, sequence, captureNs));
     if (kind === 'status' && (message as v2xfuse.v1.AgentStatus).state === wire.AgentState.AGENT_STATE_STARTING) {
       // An explicit restart: the sender's other streams may begin again anywhere, even earlier in capture time.
       const kinds = this.records.get(senderId);
@@ -599,12 +688,11 @@ export class MessageGate {
       sendTimeNs: nsFromWire(header.sendTimeNs),
       byteLength: bytes.byteLength,
       keyId,
-      missed,
-      restarted,
+      ...order,
     };
   }
 
-  private remember(senderId: string, kind: MessageKind, record: ReplayRecord): void {
+  private remember(senderId: string, kind: MessageKind, record: ReplayWindow): void {
     let kinds = this.records.get(senderId);
     if (!kinds) {
       if (this.records.size >= MAX_TRACKED_SENDERS) {

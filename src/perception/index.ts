@@ -21,6 +21,7 @@ export {
 export {
   type PillarBatch,
   type PillarizerOptions,
+  type ScatterOptions,
   PILLAR_FEATURE_COUNT,
   PILLAR_FEATURE_NAMES,
   POINT_STRIDE,

@@ -3,7 +3,7 @@
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
 import { openDataset } from '../datasets/index.ts';
-import { detectionsToObjects, featureConfidenceMap, objectsOutsideSentCells, positionConfidenceFor } from '../fusion/index.ts';
+import { type WireFreeSpace, FreeSpaceBuilder, detectionsToObjects, featureConfidenceMap, freeSpaceGrid, objectsOutsideSentCells, positionConfidenceFor, wireFreeSpace } from '../fusion/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
 import {
@@ -64,6 +64,9 @@ export interface AgentNodeOptions {
   mode: AgentFusionMode;
   /** Feature codec (intermediate) or point codec (early); objects (late) need none. */
   codec?: string;
+  /** Late fusion: send the free-space map of its own LiDAR with each object list (the ego agent does, for its fusion
+   * node's ghost check; src/fusion/free-space.ts). */
+  freeSpace?: boolean;
   rateHz: number;
   /** Take frame i only once the replay clock (replayTickTopic, published by `v2xfuse run`) says i: every agent
    * captures "at the same time", as synchronised sensors do. With rateHz 0. */
@@ -165,6 +168,8 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   // Late and hybrid objects state the position confidence measured for this model (as the in-process detector).
   const positionConfidence = positionConfidenceFor(models.manifest.modelId);
   const wireGrid = describeFeatureGrid(models.grid);
+  if (o.freeSpace && (o.mode !== 'late' || modality === 'camera')) throw new AgentNodeError(`--free-space: only late fusion with LiDAR sends a free-space map (mode ${o.mode}, modality ${modality})`);
+  const freeSpace = o.freeSpace ? new FreeSpaceBuilder(freeSpaceGrid(models.grid)) : undefined;
 
   const summary: AgentNodeSummary = {
     agentId: o.agentId, kind: info.kind, mode: o.mode, codec: codecName, modelId: models.manifest.modelId,
@@ -286,7 +291,13 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
           const r = await models.head!.detect(enc.features);
           for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
           kind = 'objects';
-          bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections, { positionConfidence }) });
+          let free: WireFreeSpace | undefined;
+          if (freeSpace) {
+            t = performance.now();
+            free = wireFreeSpace(freeSpace.build(points));
+            stage('free-space', performance.now() - t);
+          }
+          bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections, { positionConfidence }), ...(free ? { freeSpace: free } : {}) });
         } else {
           let own: Detection[] = [];
           if (featureSpec!.selection || o.mode === 'hybrid') {

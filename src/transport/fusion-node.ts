@@ -3,8 +3,10 @@
 // aligns what arrived by the poses in the messages, fuses, runs the head and publishes a FusionResult.
 // Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
 // reason and the node goes on, ego-only if need be.
+import { deflateSync } from 'node:zlib';
 import type { Detection } from '../eval/index.ts';
-import { type ConsistencyOptions, MergedCloudEncoder, filterConsistent, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
+import { type AttributedDetection, type ConsistencyOptions, type FreeSpaceMap, MergedCloudEncoder, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
+import { type TrackedMotion, compensateFeatureMotion, featureMotionsFromTracks } from '../fusion/index.ts';
 import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
 import {
   type FusionResultInit,
@@ -55,8 +57,13 @@ export interface FusionNodeOptions {
   /** Intermediate fusion: the trained attention (default when the manifest has it) or element-wise max. */
   combine?: 'attention' | 'max' | 'mean';
   /** Late fusion: leave out a collaborator whose objects the ego and the others contradict (src/fusion
-   * consistency.ts, CP-Guard's idea; catches shifted objects, not added ghosts). Off by default. */
+   * consistency.ts, CP-Guard's idea; catches shifted objects), and, when the ego's object lists carry its
+   * free-space map (agent --free-space), those reporting objects where the ego's beams saw free space (ghosts;
+   * free-space.ts). Off by default. */
   consistencyCheck?: boolean | ConsistencyOptions;
+  /** Intermediate / hybrid: a collaborator's map captured before the ego frame has its moving objects' features moved
+   * by their tracked velocity over the gap (src/fusion/feature-motion.ts; needs tracking). Off by default. */
+  compensate?: boolean;
   /** Late fusion: merge the object lists by score-aware NMS (OpenCOOD's, the default) or weighted box fusion. */
   lateMerge?: 'nms' | 'wbf';
   /** What the ego sends in 'none' mode (its features, by default). */
@@ -90,6 +97,10 @@ export interface FusionNodeOptions {
   predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   /** Stop once the ego agent's status says it went offline and its last frame is fused. */
   exitWhenEgoOffline?: boolean;
+  /** Put the head's confidence in each result (FusionResult.confidence_map), max-pooled over stride × stride feature
+   * cells; 0: leave it out. Default 2 (64 × 64 for the shipped grid, about 1.3 kB deflated). Not in late fusion,
+   * where the node runs no head. */
+  confidenceMapStride?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
   onResult?: (result: FusionResultInit, bytes: number) => void;
@@ -151,6 +162,9 @@ export class FusionNodeError extends Error {
 // Per collaborator: enough for one that runs far ahead of the ego in an as-fast-as-possible replay. Each
 // buffered feature message holds its decoded map (4 MB for the shipped grid).
 const BUFFERED_PER_AGENT = 24;
+/** Feature cells per confidence-map cell along each axis when not set (FusionNodeOptions.confidenceMapStride). */
+export const DEFAULT_CONFIDENCE_MAP_STRIDE = 2;
+const IDENTITY: Mat4 = new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
 const REPLAY_TIME_WINDOW_MS = 3_600_000;
 
 function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null; roll?: number | null; pitch?: number | null; yaw?: number | null } | null | undefined): Mat4 {
@@ -185,6 +199,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   } else if (predictorChoice === 'cv') predictor = new ConstantVelocityPredictor();
   else if (predictorChoice === 'ctrv') predictor = new CtrvPredictor();
   const scene = tracker ? new TrackedScene(tracker, predictor) : undefined;
+  // compensate: the tracks of the last fused frame (its ego frame), the motion source for older collaborator maps.
+  let lastTracks: { objects: TrackedMotion[]; egoPose: Mat4; captureNs: bigint } | undefined;
   let firstCaptureNs: bigint | undefined;
 
   // The learned channel decoders of the manifest, to expand `c<ratio>` features (small models: load them all).
@@ -214,6 +230,25 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     dropped: {}, droppedByAgent: {}, unused: {}, stageMs: {}, transportMs: [], reconnects: 0,
   };
   const stage = (name: string, ms: number) => (summary.stageMs[name] ??= []).push(ms);
+
+  const confidenceStride = o.confidenceMapStride ?? DEFAULT_CONFIDENCE_MAP_STRIDE;
+  const confidenceSize = confidenceStride > 0 ? pooledSize(H, W, confidenceStride) : undefined;
+  const confidenceProb = new Float32Array(plane);
+  let confidenceCells: Uint8Array | undefined;
+  // The head's outputs are its own buffers, overwritten by the next frame: read them before the next detect.
+  const confidenceMapOf = (clsLogits: Float32Array): FusionResultInit['confidenceMap'] => {
+    if (!confidenceSize) return undefined;
+    const t0 = performance.now();
+    confidenceCells = quantiseConfidence(featureConfidenceMap(clsLogits, confidenceProb), H, W, confidenceStride, confidenceCells);
+    const g = models.grid;
+    const map = {
+      width: confidenceSize.width, height: confidenceSize.height, stride: confidenceStride,
+      xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax,
+      entropyCoding: wire.EntropyCoding.ENTROPY_CODING_DEFLATE, cells: deflateSync(confidenceCells),
+    };
+    stage('confidence', performance.now() - t0);
+    return map;
+  };
 
   // Per agent: the newest admitted messages of the mode's kind, oldest first; its live state from status.
   const buffered = new Map<string, Admitted[]>();
@@ -359,16 +394,31 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     }
 
     let detections: Detection[];
+    // Per detection, the agents whose data went into it (Detection.contributing_agents).
+    let contributors: string[][] = [];
+    let confidenceMap: FusionResultInit['confidenceMap'];
     let tm = performance.now();
     if (o.mode === 'late') {
       const egoDet = objectsToDetections((ego.message as MessageOfKind['objects']).objects, new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]));
       let others = collaborators.map((c) => objectsToDetections((c.m.message as MessageOfKind['objects']).objects, c.toEgo));
+      let otherIds = collaborators.map((c) => c.m.sender);
       stage('align', performance.now() - tm);
       if (o.consistencyCheck) {
         // CP-Guard's idea: an agent whose objects the ego and the others do not see where they should is left out.
         tm = performance.now();
         const views = collaborators.map((c, k) => ({ id: c.m.sender, detections: others[k], x: c.toEgo[3], y: c.toEgo[7] }));
-        const { kept, verdicts } = filterConsistent({ id: o.egoId, detections: egoDet, x: 0, y: 0 }, views, o.consistencyCheck === true ? {} : o.consistencyCheck);
+        // The ego's free-space map, when its agent sends one (agent --free-space): the ghost check.
+        const wireMap = (ego.message as MessageOfKind['objects']).freeSpace;
+        let freeSpace: FreeSpaceMap | undefined;
+        if (wireMap) {
+          try {
+            freeSpace = freeSpaceFromWire({ xMin: wireMap.xMin ?? 0, yMin: wireMap.yMin ?? 0, cellSize: wireMap.cellSize ?? 0, width: wireMap.width ?? 0, height: wireMap.height ?? 0, planes: wireMap.planes ?? new Uint8Array(0) });
+          } catch (err) {
+            if (!nodeDrops['free-space-corrupt']) log(`ego free-space map unusable, checked without it: ${(err as Error).message}`);
+            drop('free-space-corrupt');
+          }
+        }
+        const { kept, verdicts } = filterConsistent({ id: o.egoId, detections: egoDet, x: 0, y: 0, freeSpace }, views, o.consistencyCheck === true ? {} : o.consistencyCheck);
         for (const v of verdicts) {
           if (!v.exclude) continue;
           drop('inconsistent');
@@ -378,6 +428,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
           if (m) m.used = false;
         }
         others = kept.map((v) => v.detections as Detection[]);
+        otherIds = kept.map((v) => v.id);
         stage('consistency', performance.now() - tm);
       }
       tm = performance.now();
@@ -387,6 +438,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         ? weightedBoxFusion([egoDet, ...others], { range })
         : fuseLate(egoDet, others, { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range });
       stage('fuse', performance.now() - tm);
+      const inputs: AttributedDetection[] = [egoDet, ...others].flatMap((list, k) => list.map((detection) => ({ detection, agents: [k === 0 ? o.egoId : otherIds[k - 1]] })));
+      contributors = mergedContributors(detections, inputs, models.manifest.postprocess.nmsIouThreshold, o.lateMerge === 'wbf' ? 'wbf' : 'nms');
     } else if (o.mode === 'early') {
       // The gate decoded the points on arrival (its time is in 'admit').
       const others = collaborators.map((c) => ({ points: c.m.points!, senderToEgo: c.toEgo }));
@@ -399,6 +452,9 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       const r = await models.head!.detect(enc.features);
       for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
       detections = r.detections;
+      confidenceMap = confidenceMapOf(r.clsLogits);
+      // One merged cloud: who contributed is whose sensor range holds the box.
+      contributors = rangeContributors(detections, [{ agentId: o.egoId, toEgo: IDENTITY }, ...collaborators.map((c) => ({ agentId: c.m.sender, toEgo: c.toEgo }))], models.grid);
     } else {
       // The gate decoded every map on arrival (its time is in 'admit'); reduced ones are expanded by now.
       await Promise.all([ego.ready, ...collaborators.map((c) => c.m.ready)]);
@@ -420,6 +476,12 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
           warpToEgo(sentPlane, collaborators[k].toEgo, models.grid, sentWarped, undefined);
           for (let i = 0; i < plane; i++) if (sentWarped[i] < 0.5) w.mask[i] = 0;
         }
+        const captured = collaborators[k].m.captureNs;
+        if (o.compensate && lastTracks && captured < t && t - lastTracks.captureNs <= 500_000_000n) {
+          const s = (ns: bigint) => Number(ns - lastTracks!.captureNs) / 1e9;
+          const motions = featureMotionsFromTracks(lastTracks.objects, multiply(worldToEgo, lastTracks.egoPose), { trackS: 0, captureS: s(captured), nowS: s(t) });
+          if (motions.length > 0) compensateFeatureMotion(w.features, w.mask, motions, models.grid);
+        }
         alignMs += performance.now() - tm;
         aligned.push(w.features);
         alignedMasks.push(w.mask);
@@ -436,12 +498,17 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       const r = await models.head!.detect(bev);
       for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
       detections = r.detections;
+      confidenceMap = confidenceMapOf(r.clsLogits);
+      contributors = featureContributors(detections, [{ agentId: o.egoId, mask: null }, ...collaborators.map((c, k) => ({ agentId: c.m.sender, mask: alignedMasks[k + 1] }))], models.grid);
       if (o.mode === 'hybrid') {
         // The objects each collaborator saw outside the cells it sent, merged with the fused detections by NMS.
         tm = performance.now();
-        const late = collaborators.flatMap((c) => (c.objects ? [objectsToDetections((c.objects.message as MessageOfKind['objects']).objects, c.toEgo)] : []));
+        const lateLists = collaborators.flatMap((c) => (c.objects ? [{ agentId: c.m.sender, detections: objectsToDetections((c.objects.message as MessageOfKind['objects']).objects, c.toEgo) }] : []));
         const g = models.grid;
-        detections = mergeHybrid(detections, late, { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax } });
+        const fromFeatures = detections.map((detection, k) => ({ detection, agents: contributors[k] }));
+        detections = mergeHybrid(detections, lateLists.map((l) => l.detections), { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax } });
+        const fromObjects = lateLists.flatMap((l) => l.detections.map((detection) => ({ detection, agents: [l.agentId] })));
+        contributors = mergedContributors(detections, [...fromFeatures, ...fromObjects], models.manifest.postprocess.nmsIouThreshold, 'nms');
         stage('hybrid', performance.now() - tm);
       }
     }
@@ -451,6 +518,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     if (scene) {
       firstCaptureNs ??= t;
       const stepped = await scene.step(Number(t - firstCaptureNs) / 1e9, detections, ego.pose);
+      if (o.compensate) lastTracks = { objects: stepped.objects, egoPose: ego.pose, captureNs: t };
       tracks = stepped.objects.map(({ track, box, velocity, trajectories }) => ({
         trackId: track.id,
         box: { ...box },
@@ -477,10 +545,11 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         modelId: models.manifest.modelId,
       },
       mode: modeWire,
-      detections: detections.map((d) => ({ box: { ...d.box }, objectClass: objectClassToWire(d.cls ?? 'vehicle'), score: d.score })),
+      detections: detections.map((d, k) => ({ box: { ...d.box }, objectClass: objectClassToWire(d.cls ?? 'vehicle'), score: d.score, contributingAgents: contributors[k] ?? [] })),
       tracks,
       contributions,
       latencies: Object.entries(summary.stageMs).map(([s, v]) => ({ stage: s, ms: v[v.length - 1] })),
+      ...(confidenceMap ? { confidenceMap } : {}),
     };
     const bytes = encodeMessage('result', result);
     const signed = key ? signMessage('result', bytes, key) : bytes;
@@ -491,6 +560,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const modeWire = ({ none: wire.FusionMode.FUSION_MODE_NONE, intermediate: wire.FusionMode.FUSION_MODE_INTERMEDIATE, late: wire.FusionMode.FUSION_MODE_LATE, early: wire.FusionMode.FUSION_MODE_EARLY, hybrid: wire.FusionMode.FUSION_MODE_HYBRID } as const)[o.mode];
 
   let pumping = false;
+  let newestFusedNs: bigint | undefined;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
   async function pump(): Promise<void> {
@@ -503,6 +573,14 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         if (!ready(head) && !deadlineHit && !stopped) break;
         pending.shift();
         clearTimeout(head.timer);
+        // The gate admits a frame overtaken by later ones (its replay window); one older than a frame already
+        // tracked cannot be, the tracker only steps forward: refused as 'overtaken'. Without tracking it is fused.
+        if (scene && newestFusedNs !== undefined && head.ego.captureNs < newestFusedNs) {
+          drop('overtaken');
+          release(head.ego);
+          continue;
+        }
+        if (newestFusedNs === undefined || head.ego.captureNs > newestFusedNs) newestFusedNs = head.ego.captureNs;
         try {
           await fuseFrame(head, deadlineHit);
         } catch (err) {
@@ -560,11 +638,17 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     if (parsed.id === o.egoId) {
       newestEgo = { captureNs: m.captureNs, arrivalNs };
       const frame: PendingFrame = { ego: m, timer: setTimeout(() => void pump(), o.deadlineMs + 1) };
-      pending.push(frame);
+      // In capture order: a frame that arrives late (overtaken on the link) goes before the ones captured after it.
+      let k = pending.length;
+      while (k > 0 && pending[k - 1].ego.captureNs > m.captureNs) k--;
+      pending.splice(k, 0, frame);
     } else {
       const into = kind === 'objects' && o.mode === 'hybrid' ? bufferedObjects : buffered;
       const list = into.get(parsed.id) ?? [];
-      list.push(m);
+      // Oldest first, by capture time, whatever order the link delivered them in.
+      let k = list.length;
+      while (k > 0 && list[k - 1].captureNs > m.captureNs) k--;
+      list.splice(k, 0, m);
       // A message leaves the buffer once no ego frame can match it any more (older than the oldest frame still
       // to fuse, by more than the offset), or when the agent runs so far ahead that the cap is reached.
       const horizon = (pending[0]?.ego.captureNs ?? newestEgo?.captureNs ?? 0n) - maxOffsetNs;

@@ -72,7 +72,10 @@ export {
   GROUND_TRUTH_CHANNEL,
   RECORDING_PROFILE,
   type DatasetRecordingOptions,
+  RECORDING_COMPRESSIONS,
+  RECORDING_DECOMPRESS_HANDLERS,
   RecorderError,
+  type RecordingCompression,
   type RecordingSummary,
   SessionRecorder,
   cameraChannel,
@@ -80,5 +83,6 @@ export {
   groundTruthScene,
   lidarChannel,
   wireDescriptorSet,
+  zstdReady,
 } from './recorder.ts';
 export { type PredictionSummary, type ScoredFrame, type TrackingSummary, scoreFusionResults } from './score.ts';

@@ -51,6 +51,8 @@ export interface RunReport {
   bytesPerMessage: Record<string, BytesStats>;
   /** The ego's messages to its own fusion node stay in the vehicle; counted apart. */
   egoBytesPerMessage: Record<string, BytesStats>;
+  /** The fusion node's result messages as the evaluator received them, and the confidence map inside them. */
+  resultBytesPerMessage?: { all: BytesStats; confidenceMap?: BytesStats };
   /** What each collaborator sends per frame (all its data messages) at the 10 Hz sensor rate, megabits per second. */
   mbpsPerAgent: Record<string, number>;
   /** Per stage, ms: agent stages (summed over agents' frames), transport, fusion stages, and end to end. */
@@ -85,6 +87,9 @@ export interface ReportInputs {
   byClass: RunReport['byClass'];
   /** Per fused frame: wall time from the ego agent taking its frame to the result reaching the evaluator, ms. */
   endToEndMs: number[];
+  /** Per fused frame: wire bytes of the result message, and of its confidence map (frames that carry one). */
+  resultBytes?: number[];
+  confidenceMapBytes?: number[];
   /** Per agent, how many of its messages went into a fused frame. */
   framesUsed: Record<string, number>;
   /** Drops the evaluator saw (e.g. collaborators that missed their deadline), by reason. */
@@ -147,6 +152,9 @@ export function buildRunReport(i: ReportInputs): RunReport {
     ...(i.prediction ? { prediction: i.prediction } : {}),
     bytesPerMessage: byKind(collaborators),
     egoBytesPerMessage: ego ? byKind([ego]) : {},
+    ...(i.resultBytes?.length
+      ? { resultBytesPerMessage: { all: bytesStats(i.resultBytes), ...(i.confidenceMapBytes?.length ? { confidenceMap: bytesStats(i.confidenceMapBytes) } : {}) } }
+      : {}),
     mbpsPerAgent,
     latencyMs,
     dropped,
@@ -181,6 +189,11 @@ export function formatRunReport(r: RunReport): string {
     lines.push(`collaborator message: mean ${kB(b.mean)}, p95 ${kB(b.p95)} (${b.count} messages); Mbit/s at 10 Hz: ${Object.entries(r.mbpsPerAgent).map(([a, v]) => `${a} ${f(v, 2)}`).join(', ')}`);
   } else {
     lines.push('no collaborator messages (ego only)');
+  }
+  const res = r.resultBytesPerMessage;
+  if (res) {
+    const map = res.confidenceMap ? `, of which the confidence map ${kB(res.confidenceMap.mean)}` : ', no confidence map';
+    lines.push(`fusion result: mean ${kB(res.all.mean)}, p95 ${kB(res.all.p95)}${map}`);
   }
   const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.admit', 'fusion.align', 'fusion.fuse', 'fusion.pfn', 'fusion.backbone', 'fusion.head', 'fusion.track', 'fusion.predict', 'endToEnd'];
   const lat = show.filter((k) => r.latencyMs[k]?.count).map((k) => `${k} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`);

@@ -55,6 +55,8 @@ export interface RunOptions {
   combine?: 'attention' | 'max' | 'mean';
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
+  /** The fusion node's confidence map stride (FusionNodeOptions.confidenceMapStride). */
+  confidenceMapStride?: number;
   /** Collaborators that encode their cameras only (agent --modality camera): a mixed fleet. */
   cameraOnly?: string[];
   /** Every agent signs with a key made for this run; the fusion node refuses whatever does not verify. */
@@ -149,7 +151,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   try {
     // The evaluator subscribes first: nothing the fusion node publishes is missed.
     // It also follows the agents' status, to start a lockstep replay once every agent is running.
-    const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint }>();
+    const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint; bytes: number }>();
     const running = new Set<string>();
     results = await MqttLink.connect({ url: brokerUrl, clientId: `v2xfuse-run-${session}` });
     results.onMessage((topic, payload, arrivalNs) => {
@@ -160,7 +162,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           return;
         }
         const r = decodeMessage('result', payload);
-        received.set(nsFromWire(r.header?.captureTimeNs), { result: r, arrivalNs });
+        received.set(nsFromWire(r.header?.captureTimeNs), { result: r, arrivalNs, bytes: payload.byteLength });
         o.onProgress?.(received.size, frames);
       } catch (err) {
         log(`evaluator: ${(err as Error).message}`);
@@ -201,6 +203,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
       ...(o.combine ? ['--combine', o.combine] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
       ...(o.consistencyCheck ? ['--consistency-check'] : []),
+      ...(o.confidenceMapStride !== undefined ? ['--confidence-map', String(o.confidenceMapStride)] : []),
     ], log);
     children.push(fusion);
     await waitForLine(fusion, 'listening on', 60_000);
@@ -236,6 +239,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
           ...(o.cameraOnly?.includes(id) ? ['--modality', 'camera'] : []),
+          // The consistency check's ghost test needs the ego's free space (LiDAR agents, late fusion).
+          ...(o.consistencyCheck && id === egoId && mode === 'late' && !o.cameraOnly?.includes(id) ? ['--free-space'] : []),
           '--threads', String(o.threads ?? 1), '--summary', summaryPath, ...(keyArgs.get(id) ?? []),
         ], log),
       );
@@ -275,7 +280,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     await new Promise((r) => setTimeout(r, 200));
     if (recorder) {
       const recording = await recorder.close();
-      log(`recorded ${Object.values(recording.messages).reduce((a, b) => a + b, 0)} messages (${(recording.bytes / 1e6).toFixed(1)} MB) into ${recording.path}`);
+      log(`recorded ${Object.values(recording.messages).reduce((a, b) => a + b, 0)} messages (${(recording.bytes / 1e6).toFixed(1)} MB, zstd chunks) into ${recording.path}${recording.imagesMissing ? `; ${recording.imagesMissing} camera images the dataset lists are not there, left out` : ''}`);
     }
 
     const agents: AgentNodeSummary[] = [];
@@ -287,6 +292,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     const acc = new ClassAwareApAccumulator(undefined, manifest.anchors.map((a) => a.cls));
     const evalRange = gridEvalRange(manifest.grid);
     const endToEndMs: number[] = [];
+    const resultBytes: number[] = [];
+    const confidenceMapBytes: number[] = [];
     const framesUsed: Record<string, number> = {};
     const extraDropped: Record<string, number> = {};
     const scored: ScoredFrame[] = [];
@@ -298,6 +305,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         continue;
       }
       endToEndMs.push(Number(got.arrivalNs - BigInt(f.startWallNs)) / 1e6);
+      resultBytes.push(got.bytes);
+      if (got.result.confidenceMap) confidenceMapBytes.push(wire.ConfidenceMap.encode(got.result.confidenceMap).finish().byteLength);
       for (const c of got.result.contributions) {
         if (c.used) framesUsed[c.agentId ?? ''] = (framesUsed[c.agentId ?? ''] ?? 0) + 1;
         else if (c.refusedReason) extraDropped[c.refusedReason] = (extraDropped[c.refusedReason] ?? 0) + 1;
@@ -320,6 +329,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         Object.entries(result.byClass).map(([cls, r]) => [cls, Object.fromEntries(Object.entries(r!).map(([k, v]) => [k, { ap: v.ap, tp: v.tp, fp: v.fp, gt: v.gt }]))]),
       ),
       endToEndMs,
+      resultBytes,
+      confidenceMapBytes,
       framesUsed,
       extraDropped,
       tracking,

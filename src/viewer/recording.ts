@@ -2,7 +2,7 @@
 import { open } from 'node:fs/promises';
 import { McapIndexedReader } from '@mcap/core';
 import { MESSAGE_KINDS, type MessageKind, decodeMessage, encodeMessage, wire } from '../messages/index.ts';
-import { GROUND_TRUTH_CHANNEL, parseTopic } from '../transport/index.ts';
+import { GROUND_TRUTH_CHANNEL, RECORDING_DECOMPRESS_HANDLERS, parseTopic, zstdReady } from '../transport/index.ts';
 import type { Envelope } from './envelope.ts';
 
 export class RecordingError extends Error {
@@ -57,8 +57,11 @@ export async function readRecording(path: string): Promise<Envelope[]> {
   try {
     const size = (await handle.stat()).size;
     let reader: McapIndexedReader;
+    await zstdReady;
     try {
       reader = await McapIndexedReader.Initialize({
+        // zstd (what the recorder writes); an lz4 file from another tool fails below naming its compression.
+        decompressHandlers: RECORDING_DECOMPRESS_HANDLERS,
         readable: {
           size: async () => BigInt(size),
           read: async (offset: bigint, length: bigint) => {
@@ -77,9 +80,14 @@ export async function readRecording(path: string): Promise<Envelope[]> {
       throw new RecordingError(path, 'no v2xfuse channels (record one with `v2xfuse run DATASET --record FILE.mcap`)');
     }
     const out: Envelope[] = [];
-    for await (const m of reader.readMessages()) {
-      const route = routes.get(m.channelId);
-      if (route) out.push(trimForViewer({ ...route, logNs: m.logTime, data: m.data }));
+    try {
+      for await (const m of reader.readMessages()) {
+        const route = routes.get(m.channelId);
+        if (route) out.push(trimForViewer({ ...route, logNs: m.logTime, data: m.data }));
+      }
+    } catch (err) {
+      // A chunk compressed with something other than zstd (lz4, from another writer), or a damaged chunk.
+      throw new RecordingError(path, `cannot read its messages (${(err as Error).message})`);
     }
     return out;
   } finally {

@@ -211,3 +211,48 @@ test('many frames of many boxes: every shifted pair a true positive (time printe
   close(r['0.7'].ap, 1, 'AP');
   console.log(`# 50 frames of 100×100 boxes in ${elapsed.toFixed(0)} ms`);
 });
+
+test('ignored ("difficult") ground truth: not counted in recall, and a detection on it is neither TP nor FP', () => {
+  // GT A at x=0 (scored), GT H at x=40 (ignored). D1 (0.9) on H with IoU 1, D2 (0.8) on A with IoU 0.6, D3 (0.7)
+  // far from both. Scored sequence: D2 TP, D3 FP → precision [1, 1/2], recall [1, 1], AP = 1.
+  // Without the flag: D1 TP, D2 TP@0.5, D3 FP over 2 GT → recall [1/2, 1, 1], precision [1, 1, 2/3], AP = 1 too,
+  // so the difference is checked on tp/fp/gt and on a case where the ignored box would be missed.
+  const acc = new ApAccumulator([0.5]);
+  acc.addFrame([det(car(40), 0.9), det(car(1.5), 0.8), det(car(-30), 0.7)], [car(0), car(40)], [false, true]);
+  const r = acc.result()['0.5'];
+  assert.equal(r.gt, 1);
+  assert.equal(r.tp, 1);
+  assert.equal(r.fp, 1);
+  closeAll(r.precision, [1, 1 / 2], 'precision');
+  closeAll(r.recall, [1, 1], 'recall');
+  close(r.ap, 1, 'AP');
+
+  // An ignored box nobody detects costs nothing; the same box scored halves the recall ceiling.
+  const hidden = new ApAccumulator([0.5]);
+  hidden.addFrame([det(car(0), 0.9)], [car(0), car(40)], [false, true]);
+  close(hidden.result()['0.5'].ap, 1, 'missed ignored box');
+  const scored = new ApAccumulator([0.5]);
+  scored.addFrame([det(car(0), 0.9)], [car(0), car(40)]);
+  close(scored.result()['0.5'].ap, 0.5, 'missed scored box');
+
+  // Two detections on one ignored box: both dropped (VOC), not one TP and one duplicate FP.
+  const twice = new ApAccumulator([0.5]);
+  twice.addFrame([det(car(40), 0.9), det(car(40.5), 0.8)], [car(40)], [true]);
+  const t = twice.result()['0.5'];
+  assert.deepEqual([t.tp, t.fp, t.gt, t.precision.length], [0, 0, 0, 0]);
+  assert.ok(Number.isNaN(t.ap));
+
+  assert.throws(() => new ApAccumulator().addFrame([], [car(0)], []), EvaluationInputError);
+});
+
+test('the class-aware accumulator carries ClassedBox.ignored to its class', () => {
+  const acc = new ClassAwareApAccumulator([0.5], ['vehicle', 'pedestrian']);
+  acc.addFrame(
+    [{ box: car(0), score: 0.9, cls: 'vehicle' }],
+    [{ box: car(0), cls: 'vehicle' }, { box: car(40), cls: 'vehicle', ignored: true }, { box: car(80), cls: 'pedestrian', ignored: true }],
+  );
+  const r = acc.result();
+  close(r.vehicle['0.5'].ap, 1, 'vehicle AP with the unseen box ignored');
+  assert.equal(r.vehicle['0.5'].gt, 1);
+  assert.equal(r.byClass.pedestrian!['0.5'].gt, 0);
+});

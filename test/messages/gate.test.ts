@@ -192,27 +192,84 @@ test('signatures optional: unsigned and unknown senders pass, a known sender\'s 
   assert.throws(() => new MessageGate({ requireSignatures: true }), /needs a trust list/);
 });
 
-test('replay: per sender and kind, ordered by capture time then sequence; restarts with a later capture time pass', () => {
+test('replay: per sender and kind; copies refused, later sequences report the gap; restarts with a later capture time pass', () => {
   const g = gate();
   const first = sampleBytes('objects', { sequence: 10 });
   assert.ok(g.admit('objects', '100', first, NOW_NS).ok);
-  rejected(g.admit('objects', '100', first, NOW_NS), 'replay', /sequence 10 .* not later than .*sequence 10/);
-  rejected(g.admit('objects', '100', sampleBytes('objects', { sequence: 9 }), NOW_NS), 'replay');
-  // Another kind and another sender keep their own order.
+  rejected(g.admit('objects', '100', first, NOW_NS), 'replay', /sequence 10 was admitted already/);
+  // Another kind and another sender keep their own windows.
   assert.ok(g.admit('features', '100', sampleBytes('features', { sequence: 3 }), NOW_NS).ok);
   assert.ok(g.admit('objects', '101', sampleBytes('objects', { senderId: '101', sequence: 1 }), NOW_NS).ok);
   // Same capture time, later sequence (two messages of one frame); then a gap of 2 is reported.
   const a11 = g.admit('objects', '100', sampleBytes('objects', { sequence: 11 }), NOW_NS);
-  assert.ok(a11.ok && a11.missed === 0 && !a11.restarted);
+  assert.ok(a11.ok && a11.missed === 0 && !a11.restarted && !a11.late);
   const a14 = g.admit('objects', '100', sampleBytes('objects', { sequence: 14, captureNs: CAPTURE_NS + 100n * MS }), NOW_NS + 100n * MS);
   assert.ok(a14.ok && a14.missed === 2);
   // A later sequence with an earlier capture time is an old message (an old run's, say): refused.
-  rejected(g.admit('objects', '100', sampleBytes('objects', { sequence: 50, captureNs: CAPTURE_NS + 50n * MS }), NOW_NS + 100n * MS), 'replay');
+  rejected(g.admit('objects', '100', sampleBytes('objects', { sequence: 50, captureNs: CAPTURE_NS + 50n * MS }), NOW_NS + 100n * MS), 'replay', /earlier run/);
   // The sender restarted: sequence 0 again, capture time moved on.
   const restart = g.admit('objects', '100', sampleBytes('objects', { sequence: 0, captureNs: CAPTURE_NS + 200n * MS }), NOW_NS + 200n * MS);
   assert.ok(restart.ok && restart.restarted);
-  // And the pre-restart messages do not come back in behind it.
+  // And the pre-restart messages do not come back in behind it, not even ones never seen (12, 13).
   rejected(g.admit('objects', '100', sampleBytes('objects', { sequence: 14, captureNs: CAPTURE_NS + 100n * MS }), NOW_NS + 200n * MS), 'replay');
+  rejected(g.admit('objects', '100', sampleBytes('objects', { sequence: 12, captureNs: CAPTURE_NS + 90n * MS }), NOW_NS + 200n * MS), 'replay', /before the sender's restart/);
+});
+
+/** Object lists of sender `id` at 10 Hz: sequence n captured n × 100 ms after CAPTURE_NS. */
+const frame = (n: number, id = '100') => sampleBytes('objects', { senderId: id, sequence: n, captureNs: CAPTURE_NS + BigInt(n) * 100n * MS });
+const at = (n: number) => CAPTURE_NS + BigInt(n) * 100n * MS + 50n * MS;
+
+test('replay window: a message overtaken by later ones is admitted once; its copy is refused', () => {
+  const g = gate({ maxAgeMs: Infinity });
+  assert.ok(g.admit('objects', '100', frame(1), at(1)).ok);
+  // 2 and 3 overtaken by 4 (a jittery link): still admitted, marked late, no gap reported for them.
+  const a4 = g.admit('objects', '100', frame(4), at(4));
+  assert.ok(a4.ok && a4.missed === 2 && !a4.late);
+  const a3 = g.admit('objects', '100', frame(3), at(4));
+  assert.ok(a3.ok && a3.late && a3.missed === 0 && !a3.restarted, JSON.stringify(!a3.ok && a3));
+  const a2 = g.admit('objects', '100', frame(2), at(4));
+  assert.ok(a2.ok && a2.late);
+  for (const n of [1, 2, 3, 4]) rejected(g.admit('objects', '100', frame(n), at(5)), 'replay', /admitted already/);
+  // The window moved on; 5 is new.
+  assert.ok(g.admit('objects', '100', frame(5), at(5)).ok);
+});
+
+test('replay window: anything older than the window is refused, seen or not; the edge of the window is admitted', () => {
+  const g = gate({ maxAgeMs: Infinity, replayWindow: 64 });
+  assert.ok(g.admit('objects', '100', frame(100), at(100)).ok);
+  rejected(g.admit('objects', '100', frame(36), at(100)), 'replay', /older than the window of 64/);
+  assert.ok(g.admit('objects', '100', frame(37), at(100)).ok, 'top − 63 is the oldest number inside the window');
+  rejected(g.admit('objects', '100', frame(37), at(100)), 'replay');
+  // A jump past a whole window forgets every bit: numbers the ring reuses are not mistaken for seen ones.
+  assert.ok(g.admit('objects', '100', frame(300), at(300)).ok);
+  // 292 and 293 use the ring slots of 100 and 37 (mod 64), seen before the jump: they must read as unseen.
+  assert.ok(g.admit('objects', '100', frame(292), at(300)).ok);
+  assert.ok(g.admit('objects', '100', frame(293), at(300)).ok);
+  assert.ok(g.admit('objects', '100', frame(299), at(300)).ok);
+  rejected(g.admit('objects', '100', frame(236), at(300)), 'replay', /older than the window/);
+  // replayWindow 1 is the strict order.
+  const strict = gate({ maxAgeMs: Infinity, replayWindow: 1 });
+  assert.ok(strict.admit('objects', '100', frame(5), at(5)).ok);
+  rejected(strict.admit('objects', '100', frame(4), at(5)), 'replay', /older than the window of 1/);
+  assert.throws(() => gate({ replayWindow: 0 }), /replayWindow = 0/);
+});
+
+test('replay window: per sender (and kind), one sender\'s window does not move another\'s', () => {
+  const g = gate({ maxAgeMs: Infinity });
+  assert.ok(g.admit('objects', '100', frame(200), at(200)).ok);
+  // 101 is far behind 100: its own numbers count, none refused as older than 100's window.
+  assert.ok(g.admit('objects', '101', frame(3, '101'), at(200)).ok);
+  assert.ok(g.admit('objects', '101', frame(1, '101'), at(200)).ok);
+  rejected(g.admit('objects', '101', frame(1, '101'), at(200)), 'replay');
+  // 100's sequence 3 was never seen by 100's window, but it is older than that window.
+  rejected(g.admit('objects', '100', frame(3), at(200)), 'replay', /older than the window/);
+  // Another kind of 100: its own window.
+  assert.ok(g.admit('features', '100', sampleBytes('features', { sequence: 3, captureNs: CAPTURE_NS + 300n * MS }), at(200)).ok);
+  // Staleness still goes by capture time: inside the window but captured too long ago.
+  const aged = gate({ maxAgeMs: 500 });
+  assert.ok(aged.admit('objects', '100', frame(10), at(10)).ok);
+  rejected(aged.admit('objects', '100', frame(4), at(10)), 'stale');
+  assert.ok(aged.admit('objects', '100', frame(7), at(10)).ok);
 });
 
 test('a forged or corrupt message does not advance the sequence', () => {
@@ -351,4 +408,19 @@ test('admit never throws, whatever it is handed', () => {
     assert.equal(a.ok, false);
   }
   rejected(g.admit('nonsense' as MessageKind, '100', sampleBytes('objects'), NOW_NS), 'malformed', /unknown message kind/);
+});
+
+test('an object list\'s free-space map is checked for shape before anyone inflates it', () => {
+  const ok = objectsInit();
+  ok.freeSpace = { xMin: -51.2, yMin: -51.2, cellSize: 0.8, width: 128, height: 128, planes: Uint8Array.from([1, 2, 3]) };
+  assert.ok(gate().admit('objects', '100', encodeMessage('objects', ok), NOW_NS).ok);
+  const huge = objectsInit();
+  huge.freeSpace = { ...ok.freeSpace, width: 100_000 };
+  rejected(gate().admit('objects', '100', encodeMessage('objects', huge), NOW_NS), 'malformed', /freeSpace\.width = 100000/);
+  const cell = objectsInit();
+  cell.freeSpace = { ...ok.freeSpace, cellSize: NaN };
+  rejected(gate().admit('objects', '100', encodeMessage('objects', cell), NOW_NS), 'non-finite', /freeSpace\.cellSize/);
+  const empty = objectsInit();
+  empty.freeSpace = { ...ok.freeSpace, planes: new Uint8Array(0) };
+  rejected(gate().admit('objects', '100', encodeMessage('objects', empty), NOW_NS), 'malformed', /planes is empty/);
 });

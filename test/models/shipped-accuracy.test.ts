@@ -22,6 +22,7 @@ const SEED = 103;
 const MIN_EGO_AP50 = 0.55;
 const MIN_FUSED_AP50 = 0.85;
 const MIN_GAIN_AP50 = 0.2;
+const MIN_EGO_VISIBLE_AP50 = 0.6;
 
 test(`shipped models on held-out intersection frames (seed ${SEED}): ego-only detects, fusion adds accuracy`, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-heldout-'));
@@ -31,6 +32,7 @@ test(`shipped models on held-out intersection frames (seed ${SEED}): ego-only de
     const seq = (await openDataset(dir)).scenarios[0];
     const ego = seq.agents[0].id;
     const ap50: Record<string, number> = {};
+    const ap50Gt: Record<string, number> = {};
     for (const mode of ['none', 'attention'] as FusionMode[]) {
       const detector = new CooperativeDetector(models, mode);
       const acc = new ClassAwareApAccumulator(undefined, ['vehicle']);
@@ -39,8 +41,16 @@ test(`shipped models on held-out intersection frames (seed ${SEED}): ego-only de
       const res = acc.result().vehicle['0.5'];
       assert.ok(res.gt > 20, `only ${res.gt} ground-truth vehicles`);
       ap50[mode] = res.ap;
+      ap50Gt[mode] = res.gt;
     }
-    process.stdout.write(`# held-out vehicle AP@0.5: ego-only ${ap50.none.toFixed(3)}, fused ${ap50.attention.toFixed(3)}\n`);
+    // The issue's ego-only target (0.6) on the vehicles the ego's LiDAR can see at all: OpenCOOD's protocol also
+    // scores the ones buildings hide from it, which no ego-only detector can find.
+    const visibleAcc = new ClassAwareApAccumulator(undefined, ['vehicle']);
+    await evaluateSequence(seq, new CooperativeDetector(models, 'none'), ego, visibleAcc, { gtVisibility: 'ego' });
+    const egoVisible = visibleAcc.result().vehicle['0.5'];
+    assert.ok(egoVisible.gt > 10 && egoVisible.gt < ap50Gt.none, `${egoVisible.gt} of ${ap50Gt.none} ground-truth vehicles seen by the ego`);
+    process.stdout.write(`# held-out vehicle AP@0.5: ego-only ${ap50.none.toFixed(3)} (on the ${egoVisible.gt} of ${ap50Gt.none} vehicles the ego sees: ${egoVisible.ap.toFixed(3)}), fused ${ap50.attention.toFixed(3)}\n`);
+    assert.ok(egoVisible.ap >= MIN_EGO_VISIBLE_AP50, `ego-only AP@0.5 on vehicles the ego sees ${egoVisible.ap}`);
     assert.ok(ap50.none >= MIN_EGO_AP50, `ego-only AP@0.5 ${ap50.none}`);
     assert.ok(ap50.attention >= MIN_FUSED_AP50, `fused AP@0.5 ${ap50.attention}`);
     assert.ok(ap50.attention - ap50.none >= MIN_GAIN_AP50, `fusion gain ${ap50.attention - ap50.none}`);

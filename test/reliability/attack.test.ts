@@ -5,9 +5,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Detection } from '../../src/eval/index.ts';
+import { CELL_FREE, CELL_OCCUPIED, wireFreeSpace } from '../../src/fusion/index.ts';
 import { type FrameViews, attackRow } from '../../tools/reliability/attack-ap.ts';
 
 const RANGE = { xMin: -51.2, xMax: 51.2, yMin: -51.2, yMax: 51.2 };
+
+/** The ego's free space in a scene it sees whole: every cell free but those under a car (occupied). */
+function egoFreeSpace(gt: { box: Detection['box'] }[]): FrameViews['egoFreeSpace'] {
+  const grid = { xMin: -51.2, yMin: -51.2, cellSize: 0.8, width: 128, height: 128 };
+  const state = new Uint8Array(128 * 128).fill(CELL_FREE);
+  for (const { box } of gt) {
+    for (let dx = -2.4; dx <= 2.4; dx += 0.4) for (let dy = -1.2; dy <= 1.2; dy += 0.4) {
+      state[Math.floor((box.y + dy + 51.2) / 0.8) * 128 + Math.floor((box.x + dx + 51.2) / 0.8)] = CELL_OCCUPIED;
+    }
+  }
+  const w = wireFreeSpace({ grid, state });
+  return { ...w, planes: Buffer.from(w.planes).toString('base64') };
+}
 
 function views(frames: number): FrameViews[] {
   return Array.from({ length: frames }, (_, f) => {
@@ -22,16 +36,17 @@ function views(frames: number): FrameViews[] {
         { id: 'honest', x: -10, y: -5, detections: seen(3, 2) },
       ],
       groundTruth: gt.map((g, i) => ({ ...g, id: String(i) })) as unknown as FrameViews['groundTruth'],
+      egoFreeSpace: egoFreeSpace(gt),
     };
   });
 }
 
 test('a collaborator shifting its objects by 5 m: the check excludes it every frame and AP recovers', () => {
   const v = views(10);
-  const clean = attackRow(v, 'ego', 'liar', { kind: 'none' }, false, 0.15, RANGE);
-  const off = attackRow(v, 'ego', 'liar', { kind: 'shift', metres: 5 }, false, 0.15, RANGE);
-  const on = attackRow(v, 'ego', 'liar', { kind: 'shift', metres: 5 }, true, 0.15, RANGE);
-  const cleanOn = attackRow(v, 'ego', 'liar', { kind: 'none' }, true, 0.15, RANGE);
+  const clean = attackRow(v, 'ego', 'liar', { kind: 'none' }, 'off', 0.15, RANGE);
+  const off = attackRow(v, 'ego', 'liar', { kind: 'shift', metres: 5 }, 'off', 0.15, RANGE);
+  const on = attackRow(v, 'ego', 'liar', { kind: 'shift', metres: 5 }, 'agreement', 0.15, RANGE);
+  const cleanOn = attackRow(v, 'ego', 'liar', { kind: 'none' }, 'agreement', 0.15, RANGE);
   console.log(`AP@0.5 clean ${clean.ap50.toFixed(3)}, attacked ${off.ap50.toFixed(3)}, attacked with the check ${on.ap50.toFixed(3)}`);
   assert.ok(off.ap50 < clean.ap50 - 0.05, `the attack must hurt: ${off.ap50} vs ${clean.ap50}`);
   assert.equal(on.attackerExcluded, 10);
@@ -39,4 +54,20 @@ test('a collaborator shifting its objects by 5 m: the check excludes it every fr
   assert.ok(on.ap50 > off.ap50 + 0.05, `${on.ap50} vs ${off.ap50}`);
   // No attack: the check changes nothing.
   assert.deepEqual([cleanOn.attackerExcluded, cleanOn.honestExcluded, cleanOn.ap50], [0, 0, clean.ap50]);
+});
+
+test('a collaborator adding 10 ghost cars: the agreement check misses it, the free-space check excludes it and nobody honest', () => {
+  const v = views(10);
+  const clean = attackRow(v, 'ego', 'liar', { kind: 'none' }, 'off', 0.15, RANGE);
+  const off = attackRow(v, 'ego', 'liar', { kind: 'ghosts', count: 10 }, 'off', 0.15, RANGE);
+  const agreement = attackRow(v, 'ego', 'liar', { kind: 'ghosts', count: 10 }, 'agreement', 0.15, RANGE);
+  const free = attackRow(v, 'ego', 'liar', { kind: 'ghosts', count: 10 }, 'both', 0.15, RANGE);
+  const cleanFree = attackRow(v, 'ego', 'liar', { kind: 'none' }, 'both', 0.15, RANGE);
+  console.log(`AP@0.5 clean ${clean.ap50.toFixed(3)}, 10 ghosts ${off.ap50.toFixed(3)}, agreement check ${agreement.ap50.toFixed(3)}, free-space check ${free.ap50.toFixed(3)}`);
+  assert.ok(off.ap50 < clean.ap50 - 0.05, `the attack must hurt: ${off.ap50} vs ${clean.ap50}`);
+  assert.equal(agreement.attackerExcluded, 0, 'ghosts beside a confirmed list pass the agreement check');
+  assert.equal(free.attackerExcluded, 10);
+  assert.equal(free.honestExcluded, 0);
+  assert.ok(free.ap50 > off.ap50 + 0.05, `${free.ap50} vs ${off.ap50}`);
+  assert.deepEqual([cleanFree.attackerExcluded, cleanFree.honestExcluded, cleanFree.ap50], [0, 0, clean.ap50]);
 });

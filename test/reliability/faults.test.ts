@@ -71,16 +71,17 @@ test('lossy link (30 % dropped, 0–500 ms delay, 10 % doubled, 10 % reordered):
     assert.equal(c.forwarded + c.dropped, c.publishes);
     assert.ok(c.dropped > 0 && c.duplicated > 0 && c.reordered > 0 && c.delayed > 0, JSON.stringify(c));
 
-    // Results keep coming: every ego frame that arrived in order is fused (30 % are lost, some overtaken).
+    // Results keep coming: every ego frame that arrived is fused (30 % are lost), overtaken ones too (the gate's
+    // replay window admits them; a strict order refused about a third of those that arrived).
     const egoSent = agents[0]!.published;
-    assert.ok(summary.framesFused >= egoSent * 0.4, `fused ${summary.framesFused} of ${egoSent} ego frames`);
+    assert.ok(summary.framesFused >= egoSent * 0.55, `fused ${summary.framesFused} of ${egoSent} ego frames`);
     assert.equal(summary.dropped['fusion-error'], undefined, 'no frame failed');
     for (const r of h.results) assert.equal(r.result.contributions!.find((x) => x.agentId === '100')?.used, true);
 
-    // A copy is refused as a replay; so is a message overtaken by a newer one of its sender. Nothing else is refused.
+    // A copy is refused as a replay, and nothing else is: a message overtaken by newer ones is inside the window.
     assert.deepEqual(Object.keys(summary.dropped).filter((k) => k !== 'replay'), []);
     const replays = summary.dropped.replay ?? 0;
-    assert.ok(replays >= c.duplicated, `${replays} replays refused for ${c.duplicated} copies`);
+    assert.equal(replays, c.duplicated, `${replays} replays refused for ${c.duplicated} copies`);
 
     // Every message the node received is accounted for: fused (ego), used or unused (collaborators), or refused.
     const used = new Set<string>();

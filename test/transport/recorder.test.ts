@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { cp, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { McapIndexedReader, type McapTypes } from '@mcap/core';
@@ -9,7 +9,7 @@ import protobuf from 'protobufjs';
 import 'protobufjs/ext/descriptor/index.js';
 import { openDataset } from '../../src/datasets/index.ts';
 import { encodeMessage, nsToWire } from '../../src/messages/index.ts';
-import { SessionRecorder, decimatePoints } from '../../src/transport/index.ts';
+import { RECORDING_DECOMPRESS_HANDLERS, SessionRecorder, decimatePoints, zstdReady } from '../../src/transport/index.ts';
 import { projectRoot, runCli } from '../cli/helpers.ts';
 
 const FIXTURE = resolve(projectRoot, 'datasets/fixture/fixture-s1');
@@ -26,7 +26,10 @@ interface ReadBack {
 async function readMcap(path: string): Promise<ReadBack> {
   const handle = await open(path);
   const size = (await handle.stat()).size;
+  await zstdReady;
   const reader = await McapIndexedReader.Initialize({
+    // As a Foxglove-compatible reader does: zstd is one of the two chunk compressions the MCAP spec names.
+    decompressHandlers: RECORDING_DECOMPRESS_HANDLERS,
     readable: {
       size: async () => BigInt(size),
       read: async (offset: bigint, length: bigint) => {
@@ -67,6 +70,7 @@ test('a wire message written by the recorder decodes with the schema stored in t
     const back = await readMcap(path);
     try {
       assert.equal(back.reader.header.profile, 'v2xfuse');
+      assert.deepEqual(back.reader.chunkIndexes.map((c) => c.compression), ['zstd']);
       assert.equal(back.messages.length, 1);
       const [m] = back.messages;
       assert.equal(m.schema.encoding, 'protobuf');
@@ -89,6 +93,53 @@ test('a wire message written by the recorder decodes with the schema stored in t
     } finally {
       await back.close();
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('chunks are zstd-compressed by default, stored plain on request, and read back the same either way', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-recorder-'));
+  try {
+    // A dense feature map's worth of repetitive bytes: what makes recordings large.
+    const payload = encodeMessage('features', { header: { senderId: 'a', captureTimeNs: nsToWire(5n) }, payload: new Uint8Array(600_000).map((_, i) => (i * 7) % 13) });
+    const sizes: Record<string, number> = {};
+    for (const compression of ['zstd', 'none'] as const) {
+      const path = join(dir, `${compression}.mcap`);
+      const rec = await SessionRecorder.create(path, { compression });
+      for (let i = 0; i < 4; i++) await rec.writeWireMessage('v2xfuse/v1/s/agent/a/features', 'features', 'a', payload, BigInt(i + 1));
+      sizes[compression] = (await rec.close()).bytes;
+      const back = await readMcap(path);
+      try {
+        assert.ok(back.reader.chunkIndexes.length >= 2, 'several 1 MB chunks');
+        assert.ok(back.reader.chunkIndexes.every((c) => c.compression === (compression === 'zstd' ? 'zstd' : '')), compression);
+        assert.equal(back.messages.length, 4);
+        assert.deepEqual(back.messages[3].message.data, payload);
+      } finally {
+        await back.close();
+      }
+    }
+    assert.ok(sizes.zstd < sizes.none / 20, `zstd ${sizes.zstd} B vs plain ${sizes.none} B`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a camera image the dataset lists but does not have is left out and counted, not a failed recording', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-recorder-'));
+  try {
+    const copy = join(dir, 'fixture');
+    await cp(FIXTURE, copy, { recursive: true });
+    await rm(join(copy, '100', '000028_camera2.png'));
+    const seq = (await openDataset(copy)).scenarios[0];
+    const rec = await SessionRecorder.create(join(dir, 'gap.mcap'));
+    await rec.recordSequence(seq, { frames: 1, egoId: '100', epochNs: 1_000_000_000n });
+    const summary = await rec.close();
+    assert.equal(summary.imagesMissing, 1);
+    const frame0 = await seq.frame(0);
+    const images = Object.entries(summary.messages).filter(([topic]) => topic.includes('/camera/')).reduce((n, [, v]) => n + v, 0);
+    assert.equal(images, frame0.agents.reduce((n, a) => n + a.cameras.length, 0) - 1);
+    assert.equal(summary.messages['/dataset/agent/100/camera/camera2'], undefined);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

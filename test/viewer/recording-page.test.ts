@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { openDataset } from '../../src/datasets/index.ts';
 import { decodeMessage } from '../../src/messages/index.ts';
 import { type ViewerServer, readRecording, startViewerServer } from '../../src/viewer/index.ts';
-import { AGENT_PALETTE, GT_COLOUR } from '../../src/viewer/web/scene.ts';
+import { AGENT_PALETTE, GT_COLOUR, contributorColour } from '../../src/viewer/web/scene.ts';
 import { projectRoot, runCli } from '../cli/helpers.ts';
 import { browserMissing, canvasPixels, countColour, countDifferent, launchChromium, openViewer } from './browser.ts';
 
@@ -128,13 +129,77 @@ test('orbit, top-down and chase cameras and the ego/world frame switch give diff
   await page.keyboard.press('1');
 });
 
+/** The fused results of the recording, in capture order. */
+async function recordedResults() {
+  const results = (await readRecording(recording)).filter((e) => e.kind === 'result').map((e) => decodeMessage('result', e.data));
+  return results.sort((a, b) => Number(BigInt(a.header!.captureTimeNs!.toString()) - BigInt(b.header!.captureTimeNs!.toString())));
+}
+
+test('the confidence heat map is the head\'s own map from the result, not one made up from the boxes', { skip }, async () => {
+  const [first] = await recordedResults();
+  const map = first.confidenceMap!;
+  // The fusion node's default: 2 × 2 feature cells per map cell, deflated.
+  assert.equal(map.width, 64);
+  assert.equal(map.height, 64);
+  const cells = inflateSync(map.cells!);
+  assert.equal(cells.length, 64 * 64);
+  const expected = cells.filter((v) => v / 255 > 0.02).length;
+  assert.ok(expected > 0 && expected < cells.length);
+  // Each detection's score is the probability of the anchor it came from, a cell or two from its regressed centre
+  // (1.6 m map cells): the map holds at least that score there.
+  for (const d of first.detections) {
+    const row = Math.floor((d.box!.y! + 51.2) / 1.6), col = Math.floor((d.box!.x! + 51.2) / 1.6);
+    let peak = 0;
+    for (let r = Math.max(0, row - 2); r <= Math.min(63, row + 2); r++) for (let c = Math.max(0, col - 2); c <= Math.min(63, col + 2); c++) peak = Math.max(peak, cells[r * 64 + c]);
+    assert.ok(peak >= Math.round(d.score! * 255) - 1, `map ${peak / 255} near a detection of score ${d.score}`);
+  }
+
+  const off = await hook(async (h) => { h.seek(0); h.setView('top'); h.setLayers({ points: false, gt: false, detections: false, tracks: false, predictions: false, agents: false }); h.setHeat('off'); await h.redraw(); return true; });
+  assert.ok(off);
+  const before = await canvasPixels(page);
+  const heatCells = await hook(async (h) => { h.setHeat('confidence'); return (await h.redraw()).heatCells; });
+  assert.equal(heatCells, expected);
+  assert.ok(countDifferent(before, await canvasPixels(page)) > 500, 'the map is drawn');
+  assert.match(await page.textContent('#legend') ?? '', /head confidence 64×64/);
+  await hook(async (h) => { h.setHeat('off'); h.setLayers({ points: true, gt: true, detections: true, tracks: true, predictions: true, agents: true }); h.setView('orbit'); await h.redraw(); });
+});
+
+test('detections coloured by the agents the result names, with a legend of the sets', { skip }, async () => {
+  const [first] = await recordedResults();
+  const ego = first.contributions[0].agentId!;
+  // Intermediate fusion: the ego's own map covers every cell, so it is behind every detection.
+  assert.ok(first.detections.length > 0 && first.detections.every((d) => (d.contributingAgents ?? []).includes(ego)), JSON.stringify(first.detections.map((d) => (d.contributingAgents ?? []))));
+  const expected = new Map<string, number>();
+  for (const d of first.detections) expected.set((d.contributingAgents ?? []).join('+'), (expected.get((d.contributingAgents ?? []).join('+')) ?? 0) + 1);
+
+  const state = await hook(async (h) => {
+    h.seek(0);
+    h.setView('top');
+    h.setLayers({ points: false, gt: false, tracks: false, predictions: false, agents: false });
+    h.setColouring('agents');
+    const counts = await h.redraw();
+    return { counts, sets: h.contributorSets(), agents: h.agents };
+  });
+  assert.equal(state.counts.attributed, first.detections.length);
+  assert.deepEqual(new Map(state.sets.map((s) => [s.agents.join('+'), s.detections])), expected);
+  const legend = await page.textContent('#legend') ?? '';
+  for (const s of state.sets) assert.ok(legend.includes(`${s.agents.join(' + ')} (${s.detections})`), legend);
+  // The boxes are drawn in their set's colour (the ego's alone, or mixed with collaborators').
+  const pixels = await canvasPixels(page);
+  const main = state.sets[0];
+  assert.equal(main.colour, contributorColour(main.agents, state.agents));
+  const inColour = countColour(pixels, main.colour, 40);
+  await hook(async (h) => { h.setColouring('score'); await h.redraw(); });
+  const byScore = countColour(await canvasPixels(page), main.colour, 40);
+  assert.ok(inColour > 30 && inColour > 3 * byScore, `set colour: ${inColour} px by agents, ${byScore} px by score`);
+  await hook(async (h) => { h.setLayers({ points: true, gt: true, tracks: true, predictions: true, agents: true }); h.setView('orbit'); await h.redraw(); });
+});
+
 test('the heat map shows the cells each collaborator sent; the panel gives bytes, Mbps, drops, latency and images', { skip }, async () => {
   const cells = await hook(async (h) => { h.seek(0); h.setHeat('cells'); return (await h.redraw()).heatCells; });
   const collaborators = (await hook((h) => h.agents)).length - 1;
   // int8+top10%: about a tenth of each collaborator's 128 × 128 cells, never the ego's dense map.
   assert.ok(cells > 0.05 * 128 * 128 && cells < 0.2 * 128 * 128 * collaborators, `cells sent: ${cells}`);
-  const confidence = await hook(async (h) => { h.setHeat('confidence'); return (await h.redraw()).heatCells; });
-  assert.ok(confidence > 0);
   await hook(async (h) => { h.setHeat('off'); await h.redraw(); });
 
   const rows = await page.$$eval('#agents tr[data-agent]', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));

@@ -1,6 +1,6 @@
 // `npm run bench`: the benchmark tables of v2xfuse on fixed simulated sequences. Writes OUT/results.json and
 // OUT/results.md (targets beside the measured medians) and prints the Markdown.
-//   npm run bench [-- --quick] [--only stages,e2e,throughput,mqtt,codecs,torch,memory] [--frames N] [--out DIR]
+//   npm run bench [-- --quick] [--only stages,graphs,e2e,throughput,workers,mqtt,codecs,torch,memory] [--frames N] [--out DIR]
 //                 [--models models/manifest.json] [--device cpu|cuda|auto]
 // --quick: few frames per section, for a smoke run (about 2 minutes); numbers from it are not worth quoting.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,13 +10,15 @@ import * as ort from 'onnxruntime-node';
 import { type BenchOptions, type SectionResult, machine } from './common.ts';
 import { renderMarkdown } from './report.ts';
 
-export const SECTIONS = ['stages', 'e2e', 'throughput', 'mqtt', 'codecs', 'torch', 'memory'] as const;
+export const SECTIONS = ['stages', 'graphs', 'e2e', 'throughput', 'workers', 'mqtt', 'codecs', 'torch', 'memory'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 const RUNNERS: Record<SectionName, (o: BenchOptions) => Promise<SectionResult>> = {
   stages: async (o) => (await import('./stages.ts')).runStages(o),
   e2e: async (o) => (await import('./e2e.ts')).runEndToEnd(o),
   throughput: async (o) => (await import('./throughput.ts')).runThroughput(o),
+  workers: async (o) => (await import('./workers.ts')).runWorkers(o),
+  graphs: async (o) => (await import('./graphs.ts')).runGraphs(o),
   mqtt: async (o) => (await import('./mqtt.ts')).runMqtt(o),
   codecs: async (o) => (await import('./codecs.ts')).runCodecs(o),
   torch: async (o) => (await import('./torch.ts')).runTorch(o),
@@ -36,8 +38,19 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'out/bench' },
     models: { type: 'string', default: 'models/manifest.json' },
     device: { type: 'string', default: 'cpu' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (values.help) {
+  process.stdout.write(
+    'npm run bench [-- --quick] [--only SECTIONS] [--frames N] [--out DIR] [--models FILE] [--device cpu|cuda|auto]\n' +
+      `  --only      comma-separated sections, in this order: ${SECTIONS.join(', ')} (default: all)\n` +
+      '  --quick     few frames per section (a smoke run, not numbers to quote)\n' +
+      '  --frames N  frames per process in the memory section (default 2000, 200 with --quick)\n' +
+      '  --out DIR   cache and results folder (default out/bench: results.json, results.md)\n',
+  );
+  process.exit(0);
+}
 const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : [...SECTIONS];
 for (const s of only) if (!SECTIONS.includes(s as SectionName)) usage(`--only ${s}: no such section (sections: ${SECTIONS.join(', ')})`);
 if (!['cpu', 'cuda', 'auto'].includes(values.device!)) usage(`--device ${values.device}: must be cpu, cuda or auto`);

@@ -53,6 +53,7 @@ export function renderMarkdown(results: Json): string {
     };
     add('agent', st.agent);
     add('codec', st.codecStages);
+    add(`camera (${st.camerasPerAgent ?? '?'} cameras)`, st.camera);
     for (const [k, v] of Object.entries(st.fusion ?? {})) add(`fusion ${k}`, v as Json);
     add('total', st.totals);
     add('ORT threads, 30k encode', st.encode30kByOrtThreads);
@@ -73,6 +74,18 @@ export function renderMarkdown(results: Json): string {
       ['fusion frames/s', ...Object.values(t.fusionByAgents).map((v: any) => fmt(v.framesPerSecond, 2))], // eslint-disable-line @typescript-eslint/no-explicit-any
       ['ms / frame', ...Object.values(t.fusionByAgents).map((v: any) => fmt(v.msPerFrame))], // eslint-disable-line @typescript-eslint/no-explicit-any
     ]) + '\n';
+  }
+  if (s.graphs && !s.graphs.skipped) {
+    const g = s.graphs;
+    md += '## Traced vs lean ONNX graphs (same weights, one ORT thread, interleaved)\n\n';
+    md += table(['model', 'traced p50 ms', 'lean p50 ms', 'speed-up', 'max abs difference'], ['lidar_pfn', 'fusion_attention'].map((r) => [
+      r, fmt(g.ms?.[`${r} traced`]?.p50, 2), fmt(g.ms?.[`${r} lean`]?.p50, 2), `${fmt(g.speedup?.[r], 2)}×`, (g.maxAbsDiff?.[r] ?? NaN).toExponential(1),
+    ])) + '\n';
+  }
+  if (s.workers && !s.workers.skipped) {
+    const w = s.workers;
+    md += `## Per-agent work: ORT threads or worker threads (${w.agentsPerFrame} agents per frame, ${w.cores} cores; wall ms to encode them all)\n\n`;
+    md += table(['how', 'p50 / p99 ms'], Object.entries(w.encodeAllAgents ?? {}).map(([k, v]: [string, any]) => [k, `${fmt(v.p50)} / ${fmt(v.p99)}`])) + '\n'; // eslint-disable-line @typescript-eslint/no-explicit-any
   }
   if (s.mqtt && !s.mqtt.skipped) {
     md += '## MQTT (QoS 0, 16 in flight; latency one at a time)\n\n';

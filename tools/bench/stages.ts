@@ -3,14 +3,19 @@
 // the codec split into selection / quantise / entropy, protobuf, MQTT publish to receive through the embedded
 // broker; the fusion node's protobuf and codec decode, align, fuse (max and attention, 2 and 4 agents), head,
 // decode, NMS, track, predict.
-import { deflateSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { constants as zlibConstants, deflateSync } from 'node:zlib';
 import { encodeFeatures, parseCodecSpec, selectCells } from '../../src/codec/index.ts';
 import { type Mat4 } from '../../src/geometry/index.ts';
-import { PerceptionModels } from '../../src/perception/index.ts';
+import { CameraEncoder, PerceptionModels } from '../../src/perception/index.ts';
+import { openDataset } from '../../src/datasets/index.ts';
 import { MotionPredictor } from '../../src/prediction/index.ts';
 import { MqttLink, startEmbeddedBroker } from '../../src/transport/index.ts';
 import { type BenchOptions, Samples, type SectionResult, benchSequence, roundStats, stat, thinCloud } from './common.ts';
 import { AgentPipeline, DEFAULT_CODEC, FusionPipeline } from './pipeline.ts';
+
+/** A committed sequence with camera images, for the camera encoder's stages. */
+export const CAMERA_SEQUENCE = fileURLToPath(new URL('../../datasets/fixture/fixture-s1', import.meta.url));
 
 export interface LoadedFrame {
   index: number;
@@ -51,6 +56,8 @@ export async function runStages(o: BenchOptions): Promise<SectionResult> {
   const fusion4: number[] = [];
   const agent30k: number[] = [];
   const threadSamples = new Samples();
+  const cameraSamples = new Samples();
+  const cameraCounts = new Set<number>();
   const spec = parseCodecSpec(DEFAULT_CODEC);
   const noEntropy = parseCodecSpec('int8+top10%');
   const { C, H, W } = agent;
@@ -87,7 +94,8 @@ export async function runStages(o: BenchOptions): Promise<SectionResult> {
       const packed = encodeFeatures(features, H, W, C, noEntropy, { confidence });
       codecSamples.add('quantise', Math.max(0, performance.now() - t - selectMs));
       t = performance.now();
-      deflateSync(packed.payload, { level: spec.entropy!.level });
+      // As the codec does for a payload of selected cells (src/codec/entropy.ts): run-length deflate.
+      deflateSync(packed.payload, { level: spec.entropy!.level, strategy: zlibConstants.Z_RLE });
       codecSamples.add('entropy', performance.now() - t);
 
       // The ego: its own map, uncompressed (it never leaves the vehicle), then fusion variants.
@@ -125,6 +133,30 @@ export async function runStages(o: BenchOptions): Promise<SectionResult> {
     } finally {
       await single.dispose();
     }
+    // The camera encoder, on the committed fixture sequence (the benchmark sequence is simulated without images):
+    // every camera agent of its frames, the images decoded and resized by sharp each time, the rig's sampling grid
+    // cached after the first frame of an agent (as in a running agent).
+    if (manifest.camera) {
+      const camera = await CameraEncoder.load(manifest, { device: models.provider });
+      try {
+        const seq = (await openDataset(CAMERA_SEQUENCE)).scenarios[0];
+        const rounds = o.quick ? 1 : 4;
+        for (let r = 0; r < rounds; r++) {
+          for (let i = 0; i < seq.frameCount; i++) {
+            for (const a of (await seq.frame(i)).agents) {
+              if (a.cameras.length === 0) continue;
+              const t = performance.now();
+              const enc = await camera.encode(a.cameras, { agentId: a.agentId });
+              cameraSamples.add('cameraEncode', performance.now() - t);
+              for (const [k, v] of Object.entries(enc.timings)) cameraSamples.add(k, v as number);
+              cameraCounts.add(enc.cameras);
+            }
+          }
+        }
+      } finally {
+        await camera.dispose();
+      }
+    }
   } finally {
     await pub.end();
     await sub.end();
@@ -145,6 +177,8 @@ export async function runStages(o: BenchOptions): Promise<SectionResult> {
     messageBytesMedian: messageBytes[Math.floor(messageBytes.length / 2)],
     agent: roundStats(agentStats),
     codecStages: roundStats(codecSamples.stats()),
+    camera: roundStats(cameraSamples.stats()),
+    camerasPerAgent: [...cameraCounts].sort((a, b) => a - b).join('–'),
     fusion: Object.fromEntries(Object.entries(fusionSamples).map(([k, s]) => [k, roundStats(s.stats())])),
     totals: roundStats({
       agentEncodeFullScan: stat(encodeTotals),
@@ -157,7 +191,7 @@ export async function runStages(o: BenchOptions): Promise<SectionResult> {
     notes: [
       'agent stages: every agent of the frame (3 vehicles with ~90k-point scans, 1 roadside unit); agentEncode30k: the ego scan thinned to every nth point',
       'quantise = encodeFeatures without its entropy stage minus the selection time; entropy = deflate of that packed payload',
-      manifest.models.camera_backbone ? 'camera encoder: not measured (the benchmark sequence is simulated without images)' : 'camera encoder: not measured (the manifest ships no camera models)',
+      manifest.camera ? `camera encoder: ${[...cameraCounts].sort((a, b) => a - b).join('–')} cameras per agent of datasets/fixture/fixture-s1 (committed; the benchmark sequence has no images); cameraEncode = images (sharp) + grid + camera_backbone + camera_lift` : 'camera encoder: not measured (the manifest ships no camera models)',
       `ORT threads: ONNX Runtime's default (one per physical core), device ${models.provider}`,
     ],
   };

@@ -1278,6 +1278,13 @@ export namespace v2xfuse {
             score: number;
 
             /**
+             * The agents (ids as in FusionResult.contributions) whose data went into this detection. Intermediate: those
+             * whose aligned feature map has features it sent at the box centre (the ego: its own map covers it). Late: those
+             * whose objects were merged into it. Hybrid: both. Empty = not stated.
+             */
+            contributingAgents: string[];
+
+            /**
              * Creates a new Detection instance using the specified properties.
              * @param [properties] Properties to set
              * @returns Detection instance
@@ -1369,6 +1376,13 @@ export namespace v2xfuse {
 
                 /** 0..1 */
                 score?: (number|null);
+
+                /**
+                 * The agents (ids as in FusionResult.contributions) whose data went into this detection. Intermediate: those
+                 * whose aligned feature map has features it sent at the box centre (the ego: its own map covers it). Late: those
+                 * whose objects were merged into it. Hybrid: both. Empty = not stated.
+                 */
+                contributingAgents?: (string[]|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -2138,6 +2152,176 @@ export namespace v2xfuse {
         }
 
         /**
+         * Properties of a ConfidenceMap.
+         * @deprecated Use v2xfuse.v1.ConfidenceMap.$Properties instead.
+         */
+        interface IConfidenceMap extends v2xfuse.v1.ConfidenceMap.$Properties {
+        }
+
+        /**
+         * The detection head's confidence over the ego's BEV grid: per cell the highest class probability over its anchors
+         * (the sigmoid of cls_logits), max-pooled over `stride` × `stride` feature cells and quantised as round(p · 255).
+         * Cells are row-major, row r along y and column c along x as in BevGrid: cell (r, c) covers
+         * x ∈ [x_min + c·(x_max − x_min)/width, …) and y ∈ [y_min + r·(y_max − y_min)/height, …), ego LiDAR frame.
+         */
+        class ConfidenceMap {
+
+            /**
+             * Constructs a new ConfidenceMap.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: v2xfuse.v1.ConfidenceMap.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** ConfidenceMap width. */
+            width: number;
+
+            /** ConfidenceMap height. */
+            height: number;
+
+            /** feature cells per map cell along each axis (1 = the head's own resolution) */
+            stride: number;
+
+            /** metres */
+            xMin: number;
+
+            /** ConfidenceMap xMax. */
+            xMax: number;
+
+            /** ConfidenceMap yMin. */
+            yMin: number;
+
+            /** ConfidenceMap yMax. */
+            yMax: number;
+
+            /** ConfidenceMap entropyCoding. */
+            entropyCoding: v2xfuse.v1.EntropyCoding;
+
+            /** width · height bytes once entropy-decoded */
+            cells: Uint8Array;
+
+            /**
+             * Creates a new ConfidenceMap instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns ConfidenceMap instance
+             */
+            static create(properties: v2xfuse.v1.ConfidenceMap.$Shape): v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape;
+            static create(properties?: v2xfuse.v1.ConfidenceMap.$Properties): v2xfuse.v1.ConfidenceMap;
+
+            /**
+             * Encodes the specified ConfidenceMap message. Does not implicitly {@link v2xfuse.v1.ConfidenceMap.verify|verify} messages.
+             * @param message ConfidenceMap message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: v2xfuse.v1.ConfidenceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified ConfidenceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.ConfidenceMap.verify|verify} messages.
+             * @param message ConfidenceMap message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: v2xfuse.v1.ConfidenceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a ConfidenceMap message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape} ConfidenceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape;
+
+            /**
+             * Decodes a ConfidenceMap message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape} ConfidenceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape;
+
+            /**
+             * Verifies a ConfidenceMap message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a ConfidenceMap message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns ConfidenceMap
+             */
+            static fromObject(object: { [k: string]: any }): v2xfuse.v1.ConfidenceMap;
+
+            /**
+             * Creates a plain object from a ConfidenceMap message. Also converts values to other types if specified.
+             * @param message ConfidenceMap
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: v2xfuse.v1.ConfidenceMap, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this ConfidenceMap to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for ConfidenceMap
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ConfidenceMap {
+
+            /** Properties of a ConfidenceMap. */
+            interface $Properties {
+
+                /** ConfidenceMap width */
+                width?: (number|null);
+
+                /** ConfidenceMap height */
+                height?: (number|null);
+
+                /** feature cells per map cell along each axis (1 = the head's own resolution) */
+                stride?: (number|null);
+
+                /** metres */
+                xMin?: (number|null);
+
+                /** ConfidenceMap xMax */
+                xMax?: (number|null);
+
+                /** ConfidenceMap yMin */
+                yMin?: (number|null);
+
+                /** ConfidenceMap yMax */
+                yMax?: (number|null);
+
+                /** ConfidenceMap entropyCoding */
+                entropyCoding?: (v2xfuse.v1.EntropyCoding|null);
+
+                /** width · height bytes once entropy-decoded */
+                cells?: (Uint8Array|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a ConfidenceMap. */
+            type $Shape = v2xfuse.v1.ConfidenceMap.$Properties;
+        }
+
+        /**
          * Properties of a FusionResult.
          * @deprecated Use v2xfuse.v1.FusionResult.$Properties instead.
          */
@@ -2173,6 +2357,9 @@ export namespace v2xfuse {
 
             /** FusionResult latencies. */
             latencies: v2xfuse.v1.StageLatency.$Properties[];
+
+            /** the fusion node's --confidence-map STRIDE (default 2; 0 = absent); none in late fusion */
+            confidenceMap?: (v2xfuse.v1.ConfidenceMap.$Properties|null);
 
             /** FusionResult signature. */
             signature?: (v2xfuse.v1.Signature.$Properties|null);
@@ -2278,6 +2465,9 @@ export namespace v2xfuse {
 
                 /** FusionResult latencies */
                 latencies?: (v2xfuse.v1.StageLatency.$Properties[]|null);
+
+                /** the fusion node's --confidence-map STRIDE (default 2; 0 = absent); none in late fusion */
+                confidenceMap?: (v2xfuse.v1.ConfidenceMap.$Properties|null);
 
                 /** FusionResult signature */
                 signature?: (v2xfuse.v1.Signature.$Properties|null);
@@ -2630,6 +2820,161 @@ export namespace v2xfuse {
         }
 
         /**
+         * Properties of a FreeSpaceMap.
+         * @deprecated Use v2xfuse.v1.FreeSpaceMap.$Properties instead.
+         */
+        interface IFreeSpaceMap extends v2xfuse.v1.FreeSpaceMap.$Properties {
+        }
+
+        /**
+         * What the sender's own LiDAR saw free and occupied around it, on a BEV grid in its agent frame: the fusion node
+         * checks collaborators' objects against the ego's (an object in space the ego's beams crossed is a contradiction).
+         * Sent by the ego agent to its fusion node, not by every collaborator. Two bit planes over width × height cells,
+         * row-major (row = y, column = x, cell (0, 0) at x_min, y_min), bit k in byte k / 8 from the least significant
+         * bit: first "free" (a beam crossed the cell low enough that a car would have stopped it, no return above the
+         * ground in it), then "occupied" (a return above the ground); neither = unknown. The planes are raw-deflate
+         * compressed together: 2 × ceil(width × height / 8) bytes once inflated.
+         */
+        class FreeSpaceMap {
+
+            /**
+             * Constructs a new FreeSpaceMap.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: v2xfuse.v1.FreeSpaceMap.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** metres, agent frame */
+            xMin: number;
+
+            /** FreeSpaceMap yMin. */
+            yMin: number;
+
+            /** metres */
+            cellSize: number;
+
+            /** cells along x */
+            width: number;
+
+            /** cells along y */
+            height: number;
+
+            /** raw deflate of the free plane, then the occupied plane */
+            planes: Uint8Array;
+
+            /**
+             * Creates a new FreeSpaceMap instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns FreeSpaceMap instance
+             */
+            static create(properties: v2xfuse.v1.FreeSpaceMap.$Shape): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+            static create(properties?: v2xfuse.v1.FreeSpaceMap.$Properties): v2xfuse.v1.FreeSpaceMap;
+
+            /**
+             * Encodes the specified FreeSpaceMap message. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @param message FreeSpaceMap message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: v2xfuse.v1.FreeSpaceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified FreeSpaceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @param message FreeSpaceMap message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: v2xfuse.v1.FreeSpaceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+
+            /**
+             * Verifies a FreeSpaceMap message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a FreeSpaceMap message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns FreeSpaceMap
+             */
+            static fromObject(object: { [k: string]: any }): v2xfuse.v1.FreeSpaceMap;
+
+            /**
+             * Creates a plain object from a FreeSpaceMap message. Also converts values to other types if specified.
+             * @param message FreeSpaceMap
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: v2xfuse.v1.FreeSpaceMap, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this FreeSpaceMap to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for FreeSpaceMap
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace FreeSpaceMap {
+
+            /** Properties of a FreeSpaceMap. */
+            interface $Properties {
+
+                /** metres, agent frame */
+                xMin?: (number|null);
+
+                /** FreeSpaceMap yMin */
+                yMin?: (number|null);
+
+                /** metres */
+                cellSize?: (number|null);
+
+                /** cells along x */
+                width?: (number|null);
+
+                /** cells along y */
+                height?: (number|null);
+
+                /** raw deflate of the free plane, then the occupied plane */
+                planes?: (Uint8Array|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a FreeSpaceMap. */
+            type $Shape = v2xfuse.v1.FreeSpaceMap.$Properties;
+        }
+
+        /**
          * Properties of an ObjectList.
          * @deprecated Use v2xfuse.v1.ObjectList.$Properties instead.
          */
@@ -2653,6 +2998,9 @@ export namespace v2xfuse {
 
             /** ObjectList objects. */
             objects: v2xfuse.v1.PerceivedObject.$Properties[];
+
+            /** optional; see FreeSpaceMap */
+            freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
 
             /** ObjectList signature. */
             signature?: (v2xfuse.v1.Signature.$Properties|null);
@@ -2746,6 +3094,9 @@ export namespace v2xfuse {
 
                 /** ObjectList objects */
                 objects?: (v2xfuse.v1.PerceivedObject.$Properties[]|null);
+
+                /** optional; see FreeSpaceMap */
+                freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
 
                 /** ObjectList signature */
                 signature?: (v2xfuse.v1.Signature.$Properties|null);

@@ -3648,6 +3648,9 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @property {v2xfuse.v1.Box7.$Properties|null} [box] ego LiDAR frame at header.capture_time_ns
              * @property {v2xfuse.v1.ObjectClass|null} [objectClass] Detection objectClass
              * @property {number|null} [score] 0..1
+             * @property {Array.<string>|null} [contributingAgents] The agents (ids as in FusionResult.contributions) whose data went into this detection. Intermediate: those
+             * whose aligned feature map has features it sent at the box centre (the ego: its own map covers it). Late: those
+             * whose objects were merged into it. Hybrid: both. Empty = not stated.
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -3673,6 +3676,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
             const Detection = function (properties) {
+                this.contributingAgents = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -3702,6 +3706,16 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @instance
              */
             Detection.prototype.score = 0;
+
+            /**
+             * The agents (ids as in FusionResult.contributions) whose data went into this detection. Intermediate: those
+             * whose aligned feature map has features it sent at the box centre (the ego: its own map covers it). Late: those
+             * whose objects were merged into it. Hybrid: both. Empty = not stated.
+             * @member {Array.<string>} contributingAgents
+             * @memberof v2xfuse.v1.Detection
+             * @instance
+             */
+            Detection.prototype.contributingAgents = $util.emptyArray;
 
             /**
              * Creates a new Detection instance using the specified properties.
@@ -3741,6 +3755,9 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     writer.uint32(/* id 2, wireType 0 =*/16).int32(message.objectClass);
                 if (message.score != null && $Object.hasOwnProperty.call(message, "score") && !$Object.is(message.score, 0))
                     writer.uint32(/* id 3, wireType 5 =*/29).float(message.score);
+                if (message.contributingAgents != null && message.contributingAgents.length)
+                    for (let i = 0; i < message.contributingAgents.length; ++i)
+                        writer.uint32(/* id 4, wireType 2 =*/34).string(message.contributingAgents[i]);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -3822,6 +3839,14 @@ export const v2xfuse = $root.v2xfuse = (() => {
                                 delete message.score;
                             continue;
                         }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.contributingAgents && message.contributingAgents.length))
+                                message.contributingAgents = [];
+                            message.contributingAgents.push(reader.stringVerify());
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -3881,6 +3906,13 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (message.score != null && $Object.hasOwnProperty.call(message, "score"))
                     if (typeof message.score !== "number")
                         return "score: number expected";
+                if (message.contributingAgents != null && $Object.hasOwnProperty.call(message, "contributingAgents")) {
+                    if (!$Array.isArray(message.contributingAgents))
+                        return "contributingAgents: array expected";
+                    for (let i = 0; i < message.contributingAgents.length; ++i)
+                        if (!$util.isString(message.contributingAgents[i]))
+                            return "contributingAgents: string[] expected";
+                }
                 return null;
             };
 
@@ -3936,6 +3968,13 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (object.score != null)
                     if (!$Object.is($Number(object.score), 0))
                         message.score = $Number(object.score);
+                if (object.contributingAgents) {
+                    if (!$Array.isArray(object.contributingAgents))
+                        throw $TypeError(".v2xfuse.v1.Detection.contributingAgents: array expected");
+                    message.contributingAgents = $Array(object.contributingAgents.length);
+                    for (let i = 0; i < object.contributingAgents.length; ++i)
+                        message.contributingAgents[i] = $String(object.contributingAgents[i]);
+                }
                 return message;
             };
 
@@ -3956,6 +3995,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (_depth > $util.recursionLimit)
                     throw $Error("max depth exceeded");
                 let object = {};
+                if (options.arrays || options.defaults)
+                    object.contributingAgents = [];
                 if (options.defaults) {
                     object.box = null;
                     object.objectClass = options.enums === $String ? "OBJECT_CLASS_UNKNOWN" : 0;
@@ -3967,6 +4008,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     object.objectClass = options.enums === $String ? $root.v2xfuse.v1.ObjectClass[message.objectClass] === $undefined ? message.objectClass : $root.v2xfuse.v1.ObjectClass[message.objectClass] : message.objectClass;
                 if (message.score != null && $Object.hasOwnProperty.call(message, "score"))
                     object.score = options.json && !$isFinite(message.score) ? $String(message.score) : message.score;
+                if (message.contributingAgents && message.contributingAgents.length) {
+                    object.contributingAgents = $Array(message.contributingAgents.length);
+                    for (let j = 0; j < message.contributingAgents.length; ++j)
+                        object.contributingAgents[j] = message.contributingAgents[j];
+                }
                 return object;
             };
 
@@ -6312,6 +6358,545 @@ export const v2xfuse = $root.v2xfuse = (() => {
             return StageLatency;
         })();
 
+        v1.ConfidenceMap = (function() {
+
+            /**
+             * Properties of a ConfidenceMap.
+             * @typedef {Object} v2xfuse.v1.ConfidenceMap.$Properties
+             * @property {number|null} [width] ConfidenceMap width
+             * @property {number|null} [height] ConfidenceMap height
+             * @property {number|null} [stride] feature cells per map cell along each axis (1 = the head's own resolution)
+             * @property {number|null} [xMin] metres
+             * @property {number|null} [xMax] ConfidenceMap xMax
+             * @property {number|null} [yMin] ConfidenceMap yMin
+             * @property {number|null} [yMax] ConfidenceMap yMax
+             * @property {v2xfuse.v1.EntropyCoding|null} [entropyCoding] ConfidenceMap entropyCoding
+             * @property {Uint8Array|null} [cells] width · height bytes once entropy-decoded
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ConfidenceMap.
+             * @memberof v2xfuse.v1
+             * @interface IConfidenceMap
+             * @augments v2xfuse.v1.ConfidenceMap.$Properties
+             * @deprecated Use v2xfuse.v1.ConfidenceMap.$Properties instead.
+             */
+
+            /**
+             * Shape of a ConfidenceMap.
+             * @typedef {v2xfuse.v1.ConfidenceMap.$Properties} v2xfuse.v1.ConfidenceMap.$Shape
+             */
+
+            /**
+             * Constructs a new ConfidenceMap.
+             * @memberof v2xfuse.v1
+             * @classdesc The detection head's confidence over the ego's BEV grid: per cell the highest class probability over its anchors
+             * (the sigmoid of cls_logits), max-pooled over `stride` × `stride` feature cells and quantised as round(p · 255).
+             * Cells are row-major, row r along y and column c along x as in BevGrid: cell (r, c) covers
+             * x ∈ [x_min + c·(x_max − x_min)/width, …) and y ∈ [y_min + r·(y_max − y_min)/height, …), ego LiDAR frame.
+             * @constructor
+             * @param {v2xfuse.v1.ConfidenceMap.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ConfidenceMap = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * ConfidenceMap width.
+             * @member {number} width
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.width = 0;
+
+            /**
+             * ConfidenceMap height.
+             * @member {number} height
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.height = 0;
+
+            /**
+             * feature cells per map cell along each axis (1 = the head's own resolution)
+             * @member {number} stride
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.stride = 0;
+
+            /**
+             * metres
+             * @member {number} xMin
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.xMin = 0;
+
+            /**
+             * ConfidenceMap xMax.
+             * @member {number} xMax
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.xMax = 0;
+
+            /**
+             * ConfidenceMap yMin.
+             * @member {number} yMin
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.yMin = 0;
+
+            /**
+             * ConfidenceMap yMax.
+             * @member {number} yMax
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.yMax = 0;
+
+            /**
+             * ConfidenceMap entropyCoding.
+             * @member {v2xfuse.v1.EntropyCoding} entropyCoding
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.entropyCoding = 0;
+
+            /**
+             * width · height bytes once entropy-decoded
+             * @member {Uint8Array} cells
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             */
+            ConfidenceMap.prototype.cells = $util.newBuffer([]);
+
+            /**
+             * Creates a new ConfidenceMap instance using the specified properties.
+             * @function create
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {v2xfuse.v1.ConfidenceMap.$Properties=} [properties] Properties to set
+             * @returns {v2xfuse.v1.ConfidenceMap} ConfidenceMap instance
+             * @type {{
+             *   (properties: v2xfuse.v1.ConfidenceMap.$Shape): v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape;
+             *   (properties?: v2xfuse.v1.ConfidenceMap.$Properties): v2xfuse.v1.ConfidenceMap;
+             * }}
+             */
+            ConfidenceMap.create = function(properties) {
+                return new ConfidenceMap(properties);
+            };
+
+            /**
+             * Encodes the specified ConfidenceMap message. Does not implicitly {@link v2xfuse.v1.ConfidenceMap.verify|verify} messages.
+             * @function encode
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {v2xfuse.v1.ConfidenceMap.$Properties} message ConfidenceMap message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ConfidenceMap.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width") && message.width !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.width);
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height") && message.height !== 0)
+                    writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.height);
+                if (message.stride != null && $Object.hasOwnProperty.call(message, "stride") && message.stride !== 0)
+                    writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.stride);
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin") && !$Object.is(message.xMin, 0))
+                    writer.uint32(/* id 4, wireType 5 =*/37).float(message.xMin);
+                if (message.xMax != null && $Object.hasOwnProperty.call(message, "xMax") && !$Object.is(message.xMax, 0))
+                    writer.uint32(/* id 5, wireType 5 =*/45).float(message.xMax);
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin") && !$Object.is(message.yMin, 0))
+                    writer.uint32(/* id 6, wireType 5 =*/53).float(message.yMin);
+                if (message.yMax != null && $Object.hasOwnProperty.call(message, "yMax") && !$Object.is(message.yMax, 0))
+                    writer.uint32(/* id 7, wireType 5 =*/61).float(message.yMax);
+                if (message.entropyCoding != null && $Object.hasOwnProperty.call(message, "entropyCoding") && message.entropyCoding !== 0)
+                    writer.uint32(/* id 8, wireType 0 =*/64).int32(message.entropyCoding);
+                if (message.cells != null && $Object.hasOwnProperty.call(message, "cells") && message.cells.length)
+                    writer.uint32(/* id 9, wireType 2 =*/74).bytes(message.cells);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified ConfidenceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.ConfidenceMap.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {v2xfuse.v1.ConfidenceMap.$Properties} message ConfidenceMap message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ConfidenceMap.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a ConfidenceMap message from the specified reader or buffer.
+             * @function decode
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape} ConfidenceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ConfidenceMap.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.v2xfuse.v1.ConfidenceMap();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.width = value;
+                            else
+                                delete message.width;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.height = value;
+                            else
+                                delete message.height;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.stride = value;
+                            else
+                                delete message.stride;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.xMin = value;
+                            else
+                                delete message.xMin;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.xMax = value;
+                            else
+                                delete message.xMax;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yMin = value;
+                            else
+                                delete message.yMin;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yMax = value;
+                            else
+                                delete message.yMax;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.entropyCoding = value;
+                            else
+                                delete message.entropyCoding;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.cells = value;
+                            else
+                                delete message.cells;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a ConfidenceMap message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.ConfidenceMap & v2xfuse.v1.ConfidenceMap.$Shape} ConfidenceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ConfidenceMap.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a ConfidenceMap message.
+             * @function verify
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            ConfidenceMap.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    if (!$util.isInteger(message.width))
+                        return "width: integer expected";
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    if (!$util.isInteger(message.height))
+                        return "height: integer expected";
+                if (message.stride != null && $Object.hasOwnProperty.call(message, "stride"))
+                    if (!$util.isInteger(message.stride))
+                        return "stride: integer expected";
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
+                    if (typeof message.xMin !== "number")
+                        return "xMin: number expected";
+                if (message.xMax != null && $Object.hasOwnProperty.call(message, "xMax"))
+                    if (typeof message.xMax !== "number")
+                        return "xMax: number expected";
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
+                    if (typeof message.yMin !== "number")
+                        return "yMin: number expected";
+                if (message.yMax != null && $Object.hasOwnProperty.call(message, "yMax"))
+                    if (typeof message.yMax !== "number")
+                        return "yMax: number expected";
+                if (message.entropyCoding != null && $Object.hasOwnProperty.call(message, "entropyCoding"))
+                    if (typeof message.entropyCoding !== "number" || (message.entropyCoding | 0) !== message.entropyCoding)
+                        return "entropyCoding: enum value expected";
+                if (message.cells != null && $Object.hasOwnProperty.call(message, "cells"))
+                    if (!(message.cells && typeof message.cells.length === "number" || $util.isString(message.cells)))
+                        return "cells: buffer expected";
+                return null;
+            };
+
+            /**
+             * Creates a ConfidenceMap message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {v2xfuse.v1.ConfidenceMap} ConfidenceMap
+             */
+            ConfidenceMap.fromObject = function (object, _depth) {
+                if (object instanceof $root.v2xfuse.v1.ConfidenceMap)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".v2xfuse.v1.ConfidenceMap: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.v2xfuse.v1.ConfidenceMap();
+                if (object.width != null)
+                    if ($Number(object.width) !== 0)
+                        message.width = object.width >>> 0;
+                if (object.height != null)
+                    if ($Number(object.height) !== 0)
+                        message.height = object.height >>> 0;
+                if (object.stride != null)
+                    if ($Number(object.stride) !== 0)
+                        message.stride = object.stride >>> 0;
+                if (object.xMin != null)
+                    if (!$Object.is($Number(object.xMin), 0))
+                        message.xMin = $Number(object.xMin);
+                if (object.xMax != null)
+                    if (!$Object.is($Number(object.xMax), 0))
+                        message.xMax = $Number(object.xMax);
+                if (object.yMin != null)
+                    if (!$Object.is($Number(object.yMin), 0))
+                        message.yMin = $Number(object.yMin);
+                if (object.yMax != null)
+                    if (!$Object.is($Number(object.yMax), 0))
+                        message.yMax = $Number(object.yMax);
+                if (object.entropyCoding !== 0 && (typeof object.entropyCoding !== "string" || $root.v2xfuse.v1.EntropyCoding[object.entropyCoding] !== 0))
+                    switch (object.entropyCoding) {
+                    case "ENTROPY_CODING_UNSPECIFIED":
+                    case 0:
+                        message.entropyCoding = 0;
+                        break;
+                    case "ENTROPY_CODING_NONE":
+                    case 1:
+                        message.entropyCoding = 1;
+                        break;
+                    case "ENTROPY_CODING_DEFLATE":
+                    case 2:
+                        message.entropyCoding = 2;
+                        break;
+                    case "ENTROPY_CODING_BROTLI":
+                    case 3:
+                        message.entropyCoding = 3;
+                        break;
+                    default:
+                        if (typeof object.entropyCoding === "number" && (object.entropyCoding | 0) === object.entropyCoding)
+                            message.entropyCoding = object.entropyCoding;
+                    }
+                if (object.cells != null)
+                    if (object.cells.length)
+                        if (typeof object.cells === "string")
+                            $util.base64.decode(object.cells, message.cells = $util.newBuffer($util.base64.length(object.cells)), 0);
+                        else if (object.cells.length >= 0)
+                            message.cells = object.cells;
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a ConfidenceMap message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {v2xfuse.v1.ConfidenceMap} message ConfidenceMap
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            ConfidenceMap.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.width = 0;
+                    object.height = 0;
+                    object.stride = 0;
+                    object.xMin = 0;
+                    object.xMax = 0;
+                    object.yMin = 0;
+                    object.yMax = 0;
+                    object.entropyCoding = options.enums === $String ? "ENTROPY_CODING_UNSPECIFIED" : 0;
+                    if (options.bytes === $String)
+                        object.cells = "";
+                    else {
+                        object.cells = [];
+                        if (options.bytes !== $Array)
+                            object.cells = $util.newBuffer(object.cells);
+                    }
+                }
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    object.width = message.width;
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    object.height = message.height;
+                if (message.stride != null && $Object.hasOwnProperty.call(message, "stride"))
+                    object.stride = message.stride;
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
+                    object.xMin = options.json && !$isFinite(message.xMin) ? $String(message.xMin) : message.xMin;
+                if (message.xMax != null && $Object.hasOwnProperty.call(message, "xMax"))
+                    object.xMax = options.json && !$isFinite(message.xMax) ? $String(message.xMax) : message.xMax;
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
+                    object.yMin = options.json && !$isFinite(message.yMin) ? $String(message.yMin) : message.yMin;
+                if (message.yMax != null && $Object.hasOwnProperty.call(message, "yMax"))
+                    object.yMax = options.json && !$isFinite(message.yMax) ? $String(message.yMax) : message.yMax;
+                if (message.entropyCoding != null && $Object.hasOwnProperty.call(message, "entropyCoding"))
+                    object.entropyCoding = options.enums === $String ? $root.v2xfuse.v1.EntropyCoding[message.entropyCoding] === $undefined ? message.entropyCoding : $root.v2xfuse.v1.EntropyCoding[message.entropyCoding] : message.entropyCoding;
+                if (message.cells != null && $Object.hasOwnProperty.call(message, "cells"))
+                    object.cells = options.bytes === $String ? $util.base64.encode(message.cells, 0, message.cells.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.cells) : message.cells;
+                return object;
+            };
+
+            /**
+             * Converts this ConfidenceMap to JSON.
+             * @function toJSON
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            ConfidenceMap.prototype.toJSON = function() {
+                return ConfidenceMap.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for ConfidenceMap
+             * @function getTypeUrl
+             * @memberof v2xfuse.v1.ConfidenceMap
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ConfidenceMap.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/v2xfuse.v1.ConfidenceMap";
+            };
+
+            return ConfidenceMap;
+        })();
+
         v1.FusionResult = (function() {
 
             /**
@@ -6323,6 +6908,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @property {Array.<v2xfuse.v1.Track.$Properties>|null} [tracks] FusionResult tracks
              * @property {Array.<v2xfuse.v1.AgentContribution.$Properties>|null} [contributions] the ego included
              * @property {Array.<v2xfuse.v1.StageLatency.$Properties>|null} [latencies] FusionResult latencies
+             * @property {v2xfuse.v1.ConfidenceMap.$Properties|null} [confidenceMap] the fusion node's --confidence-map STRIDE (default 2; 0 = absent); none in late fusion
              * @property {v2xfuse.v1.Signature.$Properties|null} [signature] FusionResult signature
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
@@ -6408,6 +6994,14 @@ export const v2xfuse = $root.v2xfuse = (() => {
             FusionResult.prototype.latencies = $util.emptyArray;
 
             /**
+             * the fusion node's --confidence-map STRIDE (default 2; 0 = absent); none in late fusion
+             * @member {v2xfuse.v1.ConfidenceMap.$Properties|null|undefined} confidenceMap
+             * @memberof v2xfuse.v1.FusionResult
+             * @instance
+             */
+            FusionResult.prototype.confidenceMap = null;
+
+            /**
              * FusionResult signature.
              * @member {v2xfuse.v1.Signature.$Properties|null|undefined} signature
              * @memberof v2xfuse.v1.FusionResult
@@ -6463,6 +7057,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (message.latencies != null && message.latencies.length)
                     for (let i = 0; i < message.latencies.length; ++i)
                         $root.v2xfuse.v1.StageLatency.encode(message.latencies[i], writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
+                if (message.confidenceMap != null && $Object.hasOwnProperty.call(message, "confidenceMap"))
+                    $root.v2xfuse.v1.ConfidenceMap.encode(message.confidenceMap, writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
                     $root.v2xfuse.v1.Signature.encode(message.signature, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
@@ -6569,6 +7165,12 @@ export const v2xfuse = $root.v2xfuse = (() => {
                             message.latencies.push($root.v2xfuse.v1.StageLatency.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 7: {
+                            if (wireType !== 2)
+                                break;
+                            message.confidenceMap = $root.v2xfuse.v1.ConfidenceMap.decode(reader, reader.size(), $undefined, _depth + 1, message.confidenceMap);
+                            continue;
+                        }
                     case 15: {
                             if (wireType !== 2)
                                 break;
@@ -6666,6 +7268,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                         if (error)
                             return "latencies." + error;
                     }
+                }
+                if (message.confidenceMap != null && $Object.hasOwnProperty.call(message, "confidenceMap")) {
+                    let error = $root.v2xfuse.v1.ConfidenceMap.verify(message.confidenceMap, _depth + 1);
+                    if (error)
+                        return "confidenceMap." + error;
                 }
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature")) {
                     let error = $root.v2xfuse.v1.Signature.verify(message.signature, _depth + 1);
@@ -6768,6 +7375,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                         message.latencies[i] = $root.v2xfuse.v1.StageLatency.fromObject(object.latencies[i], _depth + 1);
                     }
                 }
+                if (object.confidenceMap != null) {
+                    if (!$util.isObject(object.confidenceMap))
+                        throw $TypeError(".v2xfuse.v1.FusionResult.confidenceMap: object expected");
+                    message.confidenceMap = $root.v2xfuse.v1.ConfidenceMap.fromObject(object.confidenceMap, _depth + 1);
+                }
                 if (object.signature != null) {
                     if (!$util.isObject(object.signature))
                         throw $TypeError(".v2xfuse.v1.FusionResult.signature: object expected");
@@ -6802,6 +7414,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (options.defaults) {
                     object.header = null;
                     object.mode = options.enums === $String ? "FUSION_MODE_UNSPECIFIED" : 0;
+                    object.confidenceMap = null;
                     object.signature = null;
                 }
                 if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
@@ -6828,6 +7441,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     for (let j = 0; j < message.latencies.length; ++j)
                         object.latencies[j] = $root.v2xfuse.v1.StageLatency.toObject(message.latencies[j], options, _depth + 1);
                 }
+                if (message.confidenceMap != null && $Object.hasOwnProperty.call(message, "confidenceMap"))
+                    object.confidenceMap = $root.v2xfuse.v1.ConfidenceMap.toObject(message.confidenceMap, options, _depth + 1);
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
                     object.signature = $root.v2xfuse.v1.Signature.toObject(message.signature, options, _depth + 1);
                 return object;
@@ -7949,6 +8564,442 @@ export const v2xfuse = $root.v2xfuse = (() => {
             return PerceivedObject;
         })();
 
+        v1.FreeSpaceMap = (function() {
+
+            /**
+             * Properties of a FreeSpaceMap.
+             * @typedef {Object} v2xfuse.v1.FreeSpaceMap.$Properties
+             * @property {number|null} [xMin] metres, agent frame
+             * @property {number|null} [yMin] FreeSpaceMap yMin
+             * @property {number|null} [cellSize] metres
+             * @property {number|null} [width] cells along x
+             * @property {number|null} [height] cells along y
+             * @property {Uint8Array|null} [planes] raw deflate of the free plane, then the occupied plane
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a FreeSpaceMap.
+             * @memberof v2xfuse.v1
+             * @interface IFreeSpaceMap
+             * @augments v2xfuse.v1.FreeSpaceMap.$Properties
+             * @deprecated Use v2xfuse.v1.FreeSpaceMap.$Properties instead.
+             */
+
+            /**
+             * Shape of a FreeSpaceMap.
+             * @typedef {v2xfuse.v1.FreeSpaceMap.$Properties} v2xfuse.v1.FreeSpaceMap.$Shape
+             */
+
+            /**
+             * Constructs a new FreeSpaceMap.
+             * @memberof v2xfuse.v1
+             * @classdesc What the sender's own LiDAR saw free and occupied around it, on a BEV grid in its agent frame: the fusion node
+             * checks collaborators' objects against the ego's (an object in space the ego's beams crossed is a contradiction).
+             * Sent by the ego agent to its fusion node, not by every collaborator. Two bit planes over width × height cells,
+             * row-major (row = y, column = x, cell (0, 0) at x_min, y_min), bit k in byte k / 8 from the least significant
+             * bit: first "free" (a beam crossed the cell low enough that a car would have stopped it, no return above the
+             * ground in it), then "occupied" (a return above the ground); neither = unknown. The planes are raw-deflate
+             * compressed together: 2 × ceil(width × height / 8) bytes once inflated.
+             * @constructor
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const FreeSpaceMap = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * metres, agent frame
+             * @member {number} xMin
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.xMin = 0;
+
+            /**
+             * FreeSpaceMap yMin.
+             * @member {number} yMin
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.yMin = 0;
+
+            /**
+             * metres
+             * @member {number} cellSize
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.cellSize = 0;
+
+            /**
+             * cells along x
+             * @member {number} width
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.width = 0;
+
+            /**
+             * cells along y
+             * @member {number} height
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.height = 0;
+
+            /**
+             * raw deflate of the free plane, then the occupied plane
+             * @member {Uint8Array} planes
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.planes = $util.newBuffer([]);
+
+            /**
+             * Creates a new FreeSpaceMap instance using the specified properties.
+             * @function create
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties=} [properties] Properties to set
+             * @returns {v2xfuse.v1.FreeSpaceMap} FreeSpaceMap instance
+             * @type {{
+             *   (properties: v2xfuse.v1.FreeSpaceMap.$Shape): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+             *   (properties?: v2xfuse.v1.FreeSpaceMap.$Properties): v2xfuse.v1.FreeSpaceMap;
+             * }}
+             */
+            FreeSpaceMap.create = function(properties) {
+                return new FreeSpaceMap(properties);
+            };
+
+            /**
+             * Encodes the specified FreeSpaceMap message. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @function encode
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties} message FreeSpaceMap message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            FreeSpaceMap.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin") && !$Object.is(message.xMin, 0))
+                    writer.uint32(/* id 1, wireType 5 =*/13).float(message.xMin);
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin") && !$Object.is(message.yMin, 0))
+                    writer.uint32(/* id 2, wireType 5 =*/21).float(message.yMin);
+                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize") && !$Object.is(message.cellSize, 0))
+                    writer.uint32(/* id 3, wireType 5 =*/29).float(message.cellSize);
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width") && message.width !== 0)
+                    writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.width);
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height") && message.height !== 0)
+                    writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.height);
+                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes") && message.planes.length)
+                    writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.planes);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified FreeSpaceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties} message FreeSpaceMap message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            FreeSpaceMap.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer.
+             * @function decode
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            FreeSpaceMap.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.v2xfuse.v1.FreeSpaceMap();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.xMin = value;
+                            else
+                                delete message.xMin;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yMin = value;
+                            else
+                                delete message.yMin;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.cellSize = value;
+                            else
+                                delete message.cellSize;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.width = value;
+                            else
+                                delete message.width;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.height = value;
+                            else
+                                delete message.height;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.planes = value;
+                            else
+                                delete message.planes;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            FreeSpaceMap.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a FreeSpaceMap message.
+             * @function verify
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            FreeSpaceMap.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
+                    if (typeof message.xMin !== "number")
+                        return "xMin: number expected";
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
+                    if (typeof message.yMin !== "number")
+                        return "yMin: number expected";
+                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize"))
+                    if (typeof message.cellSize !== "number")
+                        return "cellSize: number expected";
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    if (!$util.isInteger(message.width))
+                        return "width: integer expected";
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    if (!$util.isInteger(message.height))
+                        return "height: integer expected";
+                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes"))
+                    if (!(message.planes && typeof message.planes.length === "number" || $util.isString(message.planes)))
+                        return "planes: buffer expected";
+                return null;
+            };
+
+            /**
+             * Creates a FreeSpaceMap message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {v2xfuse.v1.FreeSpaceMap} FreeSpaceMap
+             */
+            FreeSpaceMap.fromObject = function (object, _depth) {
+                if (object instanceof $root.v2xfuse.v1.FreeSpaceMap)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".v2xfuse.v1.FreeSpaceMap: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.v2xfuse.v1.FreeSpaceMap();
+                if (object.xMin != null)
+                    if (!$Object.is($Number(object.xMin), 0))
+                        message.xMin = $Number(object.xMin);
+                if (object.yMin != null)
+                    if (!$Object.is($Number(object.yMin), 0))
+                        message.yMin = $Number(object.yMin);
+                if (object.cellSize != null)
+                    if (!$Object.is($Number(object.cellSize), 0))
+                        message.cellSize = $Number(object.cellSize);
+                if (object.width != null)
+                    if ($Number(object.width) !== 0)
+                        message.width = object.width >>> 0;
+                if (object.height != null)
+                    if ($Number(object.height) !== 0)
+                        message.height = object.height >>> 0;
+                if (object.planes != null)
+                    if (object.planes.length)
+                        if (typeof object.planes === "string")
+                            $util.base64.decode(object.planes, message.planes = $util.newBuffer($util.base64.length(object.planes)), 0);
+                        else if (object.planes.length >= 0)
+                            message.planes = object.planes;
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a FreeSpaceMap message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap} message FreeSpaceMap
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            FreeSpaceMap.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.xMin = 0;
+                    object.yMin = 0;
+                    object.cellSize = 0;
+                    object.width = 0;
+                    object.height = 0;
+                    if (options.bytes === $String)
+                        object.planes = "";
+                    else {
+                        object.planes = [];
+                        if (options.bytes !== $Array)
+                            object.planes = $util.newBuffer(object.planes);
+                    }
+                }
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
+                    object.xMin = options.json && !$isFinite(message.xMin) ? $String(message.xMin) : message.xMin;
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
+                    object.yMin = options.json && !$isFinite(message.yMin) ? $String(message.yMin) : message.yMin;
+                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize"))
+                    object.cellSize = options.json && !$isFinite(message.cellSize) ? $String(message.cellSize) : message.cellSize;
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    object.width = message.width;
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    object.height = message.height;
+                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes"))
+                    object.planes = options.bytes === $String ? $util.base64.encode(message.planes, 0, message.planes.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.planes) : message.planes;
+                return object;
+            };
+
+            /**
+             * Converts this FreeSpaceMap to JSON.
+             * @function toJSON
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            FreeSpaceMap.prototype.toJSON = function() {
+                return FreeSpaceMap.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for FreeSpaceMap
+             * @function getTypeUrl
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            FreeSpaceMap.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/v2xfuse.v1.FreeSpaceMap";
+            };
+
+            return FreeSpaceMap;
+        })();
+
         v1.ObjectList = (function() {
 
             /**
@@ -7956,6 +9007,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @typedef {Object} v2xfuse.v1.ObjectList.$Properties
              * @property {v2xfuse.v1.Header.$Properties|null} [header] ObjectList header
              * @property {Array.<v2xfuse.v1.PerceivedObject.$Properties>|null} [objects] ObjectList objects
+             * @property {v2xfuse.v1.FreeSpaceMap.$Properties|null} [freeSpace] optional; see FreeSpaceMap
              * @property {v2xfuse.v1.Signature.$Properties|null} [signature] ObjectList signature
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
@@ -8006,6 +9058,14 @@ export const v2xfuse = $root.v2xfuse = (() => {
             ObjectList.prototype.objects = $util.emptyArray;
 
             /**
+             * optional; see FreeSpaceMap
+             * @member {v2xfuse.v1.FreeSpaceMap.$Properties|null|undefined} freeSpace
+             * @memberof v2xfuse.v1.ObjectList
+             * @instance
+             */
+            ObjectList.prototype.freeSpace = null;
+
+            /**
              * ObjectList signature.
              * @member {v2xfuse.v1.Signature.$Properties|null|undefined} signature
              * @memberof v2xfuse.v1.ObjectList
@@ -8050,6 +9110,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (message.objects != null && message.objects.length)
                     for (let i = 0; i < message.objects.length; ++i)
                         $root.v2xfuse.v1.PerceivedObject.encode(message.objects[i], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
+                    $root.v2xfuse.v1.FreeSpaceMap.encode(message.freeSpace, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
                     $root.v2xfuse.v1.Signature.encode(message.signature, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
@@ -8123,6 +9185,12 @@ export const v2xfuse = $root.v2xfuse = (() => {
                             message.objects.push($root.v2xfuse.v1.PerceivedObject.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.decode(reader, reader.size(), $undefined, _depth + 1, message.freeSpace);
+                            continue;
+                        }
                     case 15: {
                             if (wireType !== 2)
                                 break;
@@ -8191,6 +9259,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                             return "objects." + error;
                     }
                 }
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace")) {
+                    let error = $root.v2xfuse.v1.FreeSpaceMap.verify(message.freeSpace, _depth + 1);
+                    if (error)
+                        return "freeSpace." + error;
+                }
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature")) {
                     let error = $root.v2xfuse.v1.Signature.verify(message.signature, _depth + 1);
                     if (error)
@@ -8232,6 +9305,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                         message.objects[i] = $root.v2xfuse.v1.PerceivedObject.fromObject(object.objects[i], _depth + 1);
                     }
                 }
+                if (object.freeSpace != null) {
+                    if (!$util.isObject(object.freeSpace))
+                        throw $TypeError(".v2xfuse.v1.ObjectList.freeSpace: object expected");
+                    message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.fromObject(object.freeSpace, _depth + 1);
+                }
                 if (object.signature != null) {
                     if (!$util.isObject(object.signature))
                         throw $TypeError(".v2xfuse.v1.ObjectList.signature: object expected");
@@ -8261,6 +9339,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     object.objects = [];
                 if (options.defaults) {
                     object.header = null;
+                    object.freeSpace = null;
                     object.signature = null;
                 }
                 if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
@@ -8270,6 +9349,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     for (let j = 0; j < message.objects.length; ++j)
                         object.objects[j] = $root.v2xfuse.v1.PerceivedObject.toObject(message.objects[j], options, _depth + 1);
                 }
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
+                    object.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.toObject(message.freeSpace, options, _depth + 1);
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
                     object.signature = $root.v2xfuse.v1.Signature.toObject(message.signature, options, _depth + 1);
                 return object;

@@ -2,8 +2,8 @@
 // timeline, the panel, the legends and the keyboard. window.__v2xfuseViewer is the handle the browser tests use.
 import * as THREE from 'three';
 import { decodeEnvelopes } from '../envelope.ts';
-import { cloudPoints, sentCells } from './payload.ts';
-import { AGENT_PALETTE, type DetectionColouring, type DisplayFrame, GT_COLOUR, type HeatMode, type Layers, type SceneCounts, type ViewName, ViewerScene, trackColour } from './scene.ts';
+import { cloudPoints, confidenceCells, sentCells } from './payload.ts';
+import { AGENT_PALETTE, type ContributorSet, type DetectionColouring, type DisplayFrame, GT_COLOUR, type HeatMode, type Layers, type SceneCounts, type ViewName, ViewerScene, trackColour } from './scene.ts';
 import { ViewerStore } from './store.ts';
 import { FUSION_MODE_NAMES } from './wire.ts';
 
@@ -36,6 +36,8 @@ export interface ViewerHandle {
   selectAgent(id: string | undefined): void;
   /** Builds and renders the current frame now; resolves once pending payload decodes (cells sent) are drawn. */
   redraw(): Promise<SceneCounts>;
+  /** The contributor sets of the drawn frame (what the 'by agents' legend lists). */
+  contributorSets(): ContributorSet[];
   /** Stats the panel shows for the current frame. */
   panel(): { id: string; meanBytes: number; mbps: number; dropped: number; meanLatencyMs: number }[];
 }
@@ -51,6 +53,8 @@ const canvas = $<HTMLCanvasElement>('view');
 const store = new ViewerStore();
 const masks = new Map<string, Uint8Array | undefined>();
 const pendingMasks = new Map<string, Promise<void>>();
+// Decoded confidence maps by result capture time (inflating is async in the browser: DecompressionStream).
+const confidence = new Map<bigint, Uint8Array | undefined>();
 let frameIndex = 0;
 let follow = true;
 let playing = false;
@@ -69,6 +73,17 @@ const scene = new ViewerScene(canvas, (id, t) => {
     }
     pendingMasks.set(key, sentCells(frame).catch(() => undefined).then((m) => {
       masks.set(key, m);
+      pendingMasks.delete(key);
+      needsBuild = true;
+    }));
+  }
+  return undefined;
+}, (t, map) => {
+  if (confidence.has(t)) return confidence.get(t);
+  const key = `confidence@${t}`;
+  if (!pendingMasks.has(key)) {
+    pendingMasks.set(key, confidenceCells(map).catch(() => undefined).then((cells) => {
+      confidence.set(t, cells);
       pendingMasks.delete(key);
       needsBuild = true;
     }));
@@ -174,12 +189,24 @@ function renderLegend(): void {
   const ids = store.agentIds();
   const agents = ids.map((id) => `<span class="row"><span class="swatch" style="background:${agentColour(id)}"></span>${id}${id === store.egoId() ? ' (ego)' : ''}</span>`).join('');
   const gt = Object.entries(GT_COLOUR).map(([cls, hex]) => `<span class="swatch" style="background:#${hex.toString(16).padStart(6, '0')}"></span>${cls}`).join(' ');
+  const hex = (n: number) => `#${n.toString(16).padStart(6, '0')}`;
+  const sets = scene.contributorSets;
   const det = scene.colouring === 'score'
     ? '<span class="row">detections: score 0 <span class="ramp"></span> 1</span>'
-    : '<span class="row">detections: colour of the agents whose sent cells cover them</span>';
+    : `<div>detections by contributing agents:</div>${sets.length
+      ? sets.map((s) => `<span class="row" data-set="${s.agents.join('+')}"><span class="swatch" style="background:${hex(s.colour)}"></span>${s.agents.length ? s.agents.join(' + ') : 'not stated'} (${s.detections})</span>`).join('')
+      : '<span class="row"><i>no detections</i></span>'}`;
+  const objects = scene.layers.objects && scene.counts.objects ? '<div>thin boxes: each agent\'s own object list (its colour)</div>' : '';
   const tc = `#${trackColour(1).getHexString()}`;
-  const heat = scene.heat === 'cells' ? '<div>heat: BEV cells each agent sent (its colour)</div>' : scene.heat === 'confidence' ? '<div>heat: fused detection confidence (score ramp)</div>' : '';
-  $('legend').innerHTML = `<div>points &amp; agents (pose, BEV range):</div>${agents}<div>GT boxes: ${gt}</div>${det}` +
+  const shape = scene.confidenceShape;
+  const heat = scene.heat === 'cells'
+    ? '<div>heat: BEV cells each agent sent (its colour)</div>'
+    : scene.heat === 'confidence'
+      ? shape
+        ? `<div class="row">heat: head confidence ${shape.width}×${shape.height}, 0 <span class="ramp"></span> 1</div>`
+        : '<div>heat: this result carries no confidence map (late fusion, or --confidence-map 0)</div>'
+      : '';
+  $('legend').innerHTML = `<div>points &amp; agents (pose, BEV range):</div>${agents}<div>GT boxes: ${gt}</div>${det}${objects}` +
     `<div><span class="swatch" style="background:${tc}"></span>tracks #id, trails, predictions (brighter = likelier, %)</div>${heat}`;
 }
 
@@ -238,6 +265,7 @@ const handle: ViewerHandle = {
     scene.render();
     return scene.counts;
   },
+  contributorSets: () => scene.contributorSets.map((s) => ({ ...s, agents: [...s.agents] })),
   panel: () => store.stats(frameIndex).map(({ id, meanBytes, mbps, dropped, meanLatencyMs }) => ({ id, meanBytes, mbps, dropped, meanLatencyMs })),
 };
 window.__v2xfuseViewer = handle;
@@ -279,6 +307,7 @@ window.addEventListener('keydown', (e) => {
     g: () => handle.setLayers({ gt: !scene.layers.gt }),
     d: () => handle.setLayers({ detections: !scene.layers.detections }),
     t: () => handle.setLayers({ tracks: !scene.layers.tracks, predictions: !scene.layers.tracks }),
+    o: () => handle.setLayers({ objects: !scene.layers.objects }),
     '?': () => { $('help').hidden = !$('help').hidden; },
   };
   const act = actions[key];
@@ -312,6 +341,7 @@ function ingest(bytes: Uint8Array): void {
   for (const e of decodeEnvelopes(bytes)) if (store.add(e) && e.kind === 'points') senders.add(e.sender);
   if (store.session !== session) {
     masks.clear();
+    confidence.clear();
     frameIndex = 0;
   }
   for (const id of senders) decodeWirePoints(id);

@@ -1,8 +1,8 @@
 // What the page decodes from message payloads: which BEV cells a feature message carried (its index section, the
-// front of the packed payload: proto/v2xfuse/v1/features.proto) and the points of an early-fusion point cloud
-// (points.proto, planes delta-coded as src/codec writes them). zlib streams go through the browser's DecompressionStream ('deflate' is the zlib format);
+// front of the packed payload: proto/v2xfuse/v1/features.proto), the points of an early-fusion point cloud
+// (points.proto, planes delta-coded as src/codec writes them) and a result's confidence map (fusion.proto). zlib streams go through the browser's DecompressionStream ('deflate' is the zlib format);
 // brotli has no browser decoder, so such masks and clouds stay unknown.
-import { type FeatureFrame, type PointCloudFrame, wire } from './wire.ts';
+import { type ConfidenceMap, type FeatureFrame, type PointCloudFrame, wire } from './wire.ts';
 
 async function unpack(payload: Uint8Array, entropy: number | null | undefined): Promise<Uint8Array | undefined> {
   if (entropy === wire.EntropyCoding.ENTROPY_CODING_NONE) return payload;
@@ -42,6 +42,14 @@ export async function sentCells(frame: FeatureFrame): Promise<Uint8Array | undef
     return mask;
   }
   return undefined;
+}
+
+/** width·height bytes (probability · 255, row r along y) of a result's confidence map; undefined when unreadable here. */
+export async function confidenceCells(map: ConfidenceMap): Promise<Uint8Array | undefined> {
+  const cells = (map.width ?? 0) * (map.height ?? 0);
+  if (cells === 0 || !map.cells) return undefined;
+  const bytes = await unpack(map.cells, map.entropyCoding);
+  return bytes && bytes.length === cells ? bytes : undefined;
 }
 
 /** x, y, z, intensity (0..1) per point, in the sender's LiDAR frame. */

@@ -4,7 +4,7 @@
 import * as THREE from 'three';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
 import type { GtBox, ViewerStore } from './store.ts';
-import type { Pose } from './wire.ts';
+import type { ConfidenceMap, Pose } from './wire.ts';
 import { CLASS_NAMES } from './wire.ts';
 
 export type ViewName = 'orbit' | 'top' | 'chase';
@@ -19,6 +19,15 @@ export interface Layers {
   tracks: boolean;
   predictions: boolean;
   agents: boolean;
+  /** Each agent's own object list (late and hybrid fusion), as it sent it. */
+  objects: boolean;
+}
+
+/** A set of agents that contributed to detections of the drawn frame, its colour and how many detections it has. */
+export interface ContributorSet {
+  agents: string[];
+  colour: number;
+  detections: number;
 }
 
 export interface SceneCounts {
@@ -29,6 +38,10 @@ export interface SceneCounts {
   predictions: number;
   agents: number;
   heatCells: number;
+  /** Boxes of the agents' object lists drawn. */
+  objects: number;
+  /** Detections whose result names the agents behind them. */
+  attributed: number;
 }
 
 export const BACKGROUND = 0x10141b;
@@ -39,6 +52,22 @@ export const AGENT_PALETTE = [0xff6b6b, 0x4dabf7, 0xffa94d, 0xb197fc, 0x63e6be, 
 export function scoreColour(score: number, out = new THREE.Color()): THREE.Color {
   const s = Math.min(1, Math.max(0, score));
   return out.setHSL(0.66 - 0.66 * s, 0.95, 0.55);
+}
+
+/**
+ * The colour of a set of contributing agents: one agent's own colour, the mean of several agents' colours (the
+ * legend names each set drawn), white for a detection whose result names no one.
+ */
+export function contributorColour(agents: readonly string[], ids: readonly string[]): number {
+  if (agents.length === 0) return 0xffffff;
+  let r = 0, g = 0, b = 0;
+  for (const a of agents) {
+    const k = Math.max(0, ids.indexOf(a));
+    const hex = AGENT_PALETTE[k % AGENT_PALETTE.length];
+    r += (hex >> 16) & 255; g += (hex >> 8) & 255; b += hex & 255;
+  }
+  const n = agents.length;
+  return (Math.round(r / n) << 16) | (Math.round(g / n) << 8) | Math.round(b / n);
 }
 
 export function trackColour(id: number, out = new THREE.Color()): THREE.Color {
@@ -184,24 +213,34 @@ export class ViewerScene {
   display: DisplayFrame = 'ego';
   heat: HeatMode = 'off';
   colouring: DetectionColouring = 'score';
-  layers: Layers = { points: true, gt: true, detections: true, tracks: true, predictions: true, agents: true };
+  layers: Layers = { points: true, gt: true, detections: true, tracks: true, predictions: true, agents: true, objects: true };
   selectedAgent: string | undefined;
-  counts: SceneCounts = { points: 0, boxes: 0, detections: 0, tracks: 0, predictions: 0, agents: 0, heatCells: 0 };
+  counts: SceneCounts = { points: 0, boxes: 0, detections: 0, tracks: 0, predictions: 0, agents: 0, heatCells: 0, objects: 0, attributed: 0 };
+  /** The contributor sets of the drawn frame's detections, most detections first (the legend). */
+  contributorSets: ContributorSet[] = [];
+  /** The drawn frame's confidence map: its size, or undefined when the result carries none. */
+  confidenceShape: { width: number; height: number } | undefined;
 
   readonly #gt = new SegmentBuffer();
   readonly #detections = new SegmentBuffer();
+  readonly #objects = new SegmentBuffer(0.6);
   readonly #tracks = new SegmentBuffer();
   readonly #trails = new SegmentBuffer(0.9);
   readonly #predictions = new SegmentBuffer(0.95);
   readonly #labels = new LabelPool();
   readonly #agents = new Map<string, AgentObjects>();
   readonly #confidence: THREE.Mesh;
-  readonly #confidenceTexture: THREE.DataTexture;
+  #confidenceTexture: THREE.DataTexture;
   /** The ego pose of the frame drawn last (world), for the cameras that follow it. */
   #ego = new THREE.Matrix4();
   #viewInitialised = false;
 
-  constructor(readonly canvas: HTMLCanvasElement, readonly masksOf: (agentId: string, t: bigint) => Uint8Array | undefined) {
+  constructor(
+    readonly canvas: HTMLCanvasElement,
+    readonly masksOf: (agentId: string, t: bigint) => Uint8Array | undefined,
+    /** The decoded cells of frame t's confidence map (undefined while decoding or when there is none). */
+    readonly confidenceOf: (t: bigint, map: ConfidenceMap) => Uint8Array | undefined,
+  ) {
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
     this.scene.background = new THREE.Color(BACKGROUND);
@@ -214,12 +253,12 @@ export class ViewerScene {
     grid.rotation.x = Math.PI / 2;
     grid.position.z = -2;
     this.scene.add(grid);
-    for (const b of [this.#gt, this.#detections, this.#tracks, this.#trails, this.#predictions]) this.root.add(b.object);
+    for (const b of [this.#gt, this.#detections, this.#objects, this.#tracks, this.#trails, this.#predictions]) this.root.add(b.object);
     this.root.add(this.#labels.group);
     const conf = new Uint8Array(128 * 128 * 4);
     this.#confidenceTexture = new THREE.DataTexture(conf, 128, 128, THREE.RGBAFormat);
     this.#confidence = new THREE.Mesh(
-      new THREE.PlaneGeometry(102.4, 102.4),
+      new THREE.PlaneGeometry(1, 1),
       new THREE.MeshBasicMaterial({ map: this.#confidenceTexture, transparent: true, depthWrite: false, side: THREE.DoubleSide }),
     );
     this.#confidence.matrixAutoUpdate = false;
@@ -241,9 +280,9 @@ export class ViewerScene {
 
   /** Builds frame `t` of the store. */
   update(store: ViewerStore, t: bigint | undefined): void {
-    const counts: SceneCounts = { points: 0, boxes: 0, detections: 0, tracks: 0, predictions: 0, agents: 0, heatCells: 0 };
+    const counts: SceneCounts = { points: 0, boxes: 0, detections: 0, tracks: 0, predictions: 0, agents: 0, heatCells: 0, objects: 0, attributed: 0 };
     const colour = new THREE.Color();
-    this.#gt.begin(); this.#detections.begin(); this.#tracks.begin(); this.#trails.begin(); this.#predictions.begin();
+    this.#gt.begin(); this.#detections.begin(); this.#objects.begin(); this.#tracks.begin(); this.#trails.begin(); this.#predictions.begin();
     this.#labels.begin();
     const result = t === undefined ? undefined : store.results.get(t);
     const egoPose = t === undefined ? undefined : store.egoPose(t);
@@ -328,19 +367,44 @@ export class ViewerScene {
       } else {
         obj.heat.visible = false;
       }
+      // The agent's own object list for this frame (late, hybrid), in its frame at its capture time: thin boxes in
+      // its colour, smaller than the fused ones and nested per agent, so that where several agents saw the same car
+      // every one of their boxes stays visible.
+      const list = t === undefined ? undefined : store.agents.get(id)?.objects.get(store.agentTime(id, t));
+      if (this.layers.objects && list) {
+        const m = poseMatrix(list.header?.senderPose ?? undefined);
+        const shrink = 0.92 - 0.06 * (k % 4);
+        colour.setHex(AGENT_PALETTE[k % AGENT_PALETTE.length]);
+        for (const o of list.objects) {
+          const p = o.position, s = o.dimensions;
+          if (!p || !s) continue;
+          pushBox(this.#objects, m, { x: p.x ?? 0, y: p.y ?? 0, z: p.z ?? 0, l: (s.x ?? 0) * shrink, w: (s.y ?? 0) * shrink, h: (s.z ?? 0) * shrink, yaw: o.yaw ?? 0 }, colour);
+          counts.objects++;
+        }
+      }
     }
 
     // Fused detections and tracks: ego LiDAR frame at the capture time.
+    const sets = new Map<string, ContributorSet>();
     if (result && this.layers.detections) {
       for (const d of result.detections) {
         if (!d.box) continue;
         const b = { x: d.box.x ?? 0, y: d.box.y ?? 0, z: d.box.z ?? 0, l: d.box.l ?? 0, w: d.box.w ?? 0, h: d.box.h ?? 0, yaw: d.box.yaw ?? 0 };
+        const agents = d.contributingAgents ?? [];
+        if (agents.length) counts.attributed++;
         if (this.colouring === 'score') scoreColour(d.score ?? 0, colour);
-        else this.#contributorColour(store, t!, ids, egoToWorld, b, colour);
+        else {
+          const key = agents.join('+');
+          let set = sets.get(key);
+          if (!set) sets.set(key, (set = { agents: [...agents], colour: contributorColour(agents, ids), detections: 0 }));
+          set.detections++;
+          colour.setHex(set.colour);
+        }
         pushBox(this.#detections, egoToWorld, b, colour);
       }
       counts.detections = result.detections.length;
     }
+    this.contributorSets = [...sets.values()].sort((a, b) => b.detections - a.detections || a.agents.length - b.agents.length);
     if (result && t !== undefined) {
       const history = this.#trackHistory(store, t);
       for (const tr of result.tracks) {
@@ -381,31 +445,36 @@ export class ViewerScene {
       }
     }
 
-    // Fused confidence: the detections' scores splatted onto the ego's BEV grid.
-    this.#confidence.visible = this.heat === 'confidence' && !!result;
-    if (this.#confidence.visible && result) {
-      const data = this.#confidenceTexture.image.data as Uint8Array;
-      const grid = new Float32Array(128 * 128);
-      for (const d of result.detections) {
-        const cx = ((d.box?.x ?? 0) + 51.2) / 0.8, cy = ((d.box?.y ?? 0) + 51.2) / 0.8;
-        for (let y = Math.max(0, Math.floor(cy - 6)); y < Math.min(128, cy + 6); y++) {
-          for (let x = Math.max(0, Math.floor(cx - 6)); x < Math.min(128, cx + 6); x++) {
-            const r2 = (x - cx) ** 2 + (y - cy) ** 2;
-            grid[y * 128 + x] = Math.max(grid[y * 128 + x], (d.score ?? 0) * Math.exp(-r2 / 8));
-          }
-        }
+    // Fused confidence: the map the fusion node put in the result (the head's max class probability per cell).
+    const map = result?.confidenceMap ?? undefined;
+    this.confidenceShape = map?.width && map.height ? { width: map.width, height: map.height } : undefined;
+    const cells = this.heat === 'confidence' && map && t !== undefined ? this.confidenceOf(t, map) : undefined;
+    this.#confidence.visible = !!cells;
+    if (cells && map) {
+      const w = map.width!, h = map.height!;
+      if (this.#confidenceTexture.image.width !== w || this.#confidenceTexture.image.height !== h) {
+        this.#confidenceTexture.dispose();
+        this.#confidenceTexture = new THREE.DataTexture(new Uint8Array(w * h * 4), w, h, THREE.RGBAFormat);
+        (this.#confidence.material as THREE.MeshBasicMaterial).map = this.#confidenceTexture;
+        (this.#confidence.material as THREE.MeshBasicMaterial).needsUpdate = true;
       }
-      for (let i = 0; i < grid.length; i++) {
-        scoreColour(grid[i], colour);
+      const data = this.#confidenceTexture.image.data as Uint8Array;
+      // Cells under 2 % stay clear: the background's faint probabilities would tint the whole grid.
+      for (let i = 0; i < w * h; i++) {
+        const p = cells[i] / 255;
+        scoreColour(p, colour);
         data[i * 4] = colour.r * 255; data[i * 4 + 1] = colour.g * 255; data[i * 4 + 2] = colour.b * 255;
-        data[i * 4 + 3] = grid[i] > 0.02 ? 60 + 160 * grid[i] : 0;
-        if (grid[i] > 0.02) counts.heatCells++;
+        data[i * 4 + 3] = p > 0.02 ? 60 + 160 * p : 0;
+        if (p > 0.02) counts.heatCells++;
       }
       this.#confidenceTexture.needsUpdate = true;
-      this.#confidence.matrix.copy(egoToWorld).multiply(new THREE.Matrix4().makeTranslation(0, 0, -1.5));
+      // Row r along y, column c along x (fusion.proto ConfidenceMap): the plane's texture v runs along y.
+      const xMin = map.xMin ?? -51.2, xMax = map.xMax ?? 51.2, yMin = map.yMin ?? -51.2, yMax = map.yMax ?? 51.2;
+      this.#confidence.matrix.copy(egoToWorld).multiply(new THREE.Matrix4().compose(
+        new THREE.Vector3((xMin + xMax) / 2, (yMin + yMax) / 2, -1.5), new THREE.Quaternion(), new THREE.Vector3(xMax - xMin, yMax - yMin, 1)));
     }
 
-    for (const b of [this.#gt, this.#detections, this.#tracks, this.#trails, this.#predictions]) b.end();
+    for (const b of [this.#gt, this.#detections, this.#objects, this.#tracks, this.#trails, this.#predictions]) b.end();
     this.#labels.end();
     this.counts = counts;
     this.#placeCamera();
@@ -464,37 +533,6 @@ export class ViewerScene {
       }
     }
     return out;
-  }
-
-  /**
-   * Which agents a detection owes to: those whose sent cells (or, without a mask, whose BEV range) cover its
-   * centre, their colours mixed. The result message does not name contributors per box; this is the geometric
-   * answer from what each agent sent.
-   */
-  #contributorColour(store: ViewerStore, t: bigint, ids: string[], egoToWorld: THREE.Matrix4, b: { x: number; y: number; z: number }, out: THREE.Color): void {
-    const world = new THREE.Vector3(b.x, b.y, b.z).applyMatrix4(egoToWorld);
-    let r = 0, g = 0, bl = 0, n = 0;
-    const used = new Set(store.results.get(t)?.contributions.filter((c) => c.used).map((c) => c.agentId ?? ''));
-    for (const [k, id] of ids.entries()) {
-      if (used.size && !used.has(id)) continue;
-      const pose = store.agentPose(id, t);
-      if (!pose) continue;
-      const local = world.clone().applyMatrix4(poseMatrix(pose).invert());
-      const enc = store.agents.get(id)?.features.get(store.agentTime(id, t))?.encoding;
-      const grid = store.status(id, t)?.grid;
-      const xmin = grid?.xMin ?? -51.2, ymin = grid?.yMin ?? -51.2, xmax = grid?.xMax ?? 51.2, ymax = grid?.yMax ?? 51.2;
-      if (local.x < xmin || local.x >= xmax || local.y < ymin || local.y >= ymax) continue;
-      const mask = this.masksOf(id, t);
-      if (mask && enc?.width && enc.height) {
-        const col = Math.floor(((local.x - xmin) / (xmax - xmin)) * enc.width);
-        const row = Math.floor(((local.y - ymin) / (ymax - ymin)) * enc.height);
-        if (!mask[row * enc.width + col]) continue;
-      }
-      const c = new THREE.Color(AGENT_PALETTE[k % AGENT_PALETTE.length]);
-      r += c.r; g += c.g; bl += c.b; n++;
-    }
-    if (n === 0) out.setHex(0xffffff);
-    else out.setRGB(r / n, g / n, bl / n);
   }
 
   #agentObjects(id: string, hex: number): AgentObjects {

@@ -10,6 +10,7 @@ export type AgentStatus = v2xfuse.v1.AgentStatus;
 export type FeatureFrame = v2xfuse.v1.FeatureFrame;
 export type ObjectList = v2xfuse.v1.ObjectList;
 export type PointCloudFrame = v2xfuse.v1.PointCloudFrame;
+export type ConfidenceMap = v2xfuse.v1.IConfidenceMap;
 export type Pose = v2xfuse.v1.IPose;
 
 type WireInt64 = number | { low: number; high: number } | null | undefined;
