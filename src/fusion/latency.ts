@@ -17,8 +17,9 @@
 //   an object changes, so parked cars seen from a moving sender can get a speed above the 1 m/s floor and be moved
 //   when they should not; where traffic is slow that costs more at IoU 0.7 than it gains (README, "Fusion
 //   robustness"). A tracker's filtered velocities would serve better than raw detections.
-// - Intermediate fusion does not move moving objects' features: that needs per-object flow (FFNet) or tracks in
-//   the feature map; objects in motion stay where they were at capture.
+// - Feature fusion (max, mean, attention, hybrid) moves the features inside each moving object's footprint by its
+//   velocity over the gap, the velocity from a tracker over the receiver's own fused detections of earlier frames
+//   (feature-motion.ts: why that source, and why the tracker must see the maps as received).
 import type { Detection } from '../eval/index.ts';
 import { FusionInputError } from './warp.ts';
 

@@ -21,7 +21,6 @@ export {
 export {
   type PillarBatch,
   type PillarizerOptions,
-  type ScatterOptions,
   PILLAR_FEATURE_COUNT,
   PILLAR_FEATURE_NAMES,
   POINT_STRIDE,

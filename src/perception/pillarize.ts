@@ -264,19 +264,11 @@ export class Pillarizer {
   }
 }
 
-export interface ScatterOptions {
-  /**
-   * The caller guarantees `out` is all zero already (e.g. it zeroed only the cells its previous frame wrote, as
-   * LidarEncoder does): the 16 MB fill of the whole canvas is skipped.
-   */
-  zeroed?: boolean;
-}
-
 /**
  * PointPillarScatter (OpenCOOD opencood/models/sub_modules/point_pillar_scatter.py): writes pillar p's C features
- * to out[c, row, col] of a [C, H, W] canvas, H along y and W along x, after zeroing the whole canvas (unless
- * `opts.zeroed`); cells without a pillar stay zero. `pillarFeatures` is [rows, C] with rows ≥ pillarCount (the
- * ONNX output for all maxPillars rows is fine; rows past pillarCount are ignored).
+ * to out[c, row, col] of a [C, H, W] canvas, H along y and W along x, after zeroing the whole canvas; cells
+ * without a pillar stay zero. `pillarFeatures` is [rows, C] with rows ≥ pillarCount (the ONNX output for all
+ * maxPillars rows is fine; rows past pillarCount are ignored).
  */
 export function scatterToBev(
   batch: PillarBatch,
@@ -284,7 +276,6 @@ export function scatterToBev(
   C: number,
   grid: BevGrid,
   out?: Float32Array,
-  opts: ScatterOptions = {},
 ): Float32Array {
   if (!Number.isInteger(C) || C < 1) throw new PillarizeError('C', C, 'must be a positive integer');
   const width = gridWidth(grid);
@@ -309,7 +300,7 @@ export function scatterToBev(
       );
     }
   }
-  if (!opts.zeroed) canvas.fill(0);
+  canvas.fill(0);
   // Channel-major: each pass writes within one [H, W] plane. Measured faster than pillar-major, whose writes
   // jump a whole plane apart (16000 pillars × 64 channels: 8.5 → 4.5 ms in isolation, 8.6 → 7.0 ms in
   // tools/bench-pillarize.ts).

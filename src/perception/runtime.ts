@@ -282,10 +282,6 @@ export class LidarEncoder {
   private readonly canvasTensor: ort.Tensor;
   private readonly features: Float32Array;
   private readonly featuresTensor: ort.Tensor;
-  // Canvas cells (row · W + col) the last frame wrote: only they are zeroed before the next scatter, instead of
-  // the whole 64 × 256 × 256 canvas (16 MB) when a frame has a few thousand pillars.
-  private readonly writtenCells: Int32Array;
-  private writtenCount = 0;
 
   constructor(grid: BevGrid, pillar: LidarEncoderOptions, readonly pfn: ModelSession, readonly backbone: ModelSession) {
     this.grid = { ...grid };
@@ -309,7 +305,6 @@ export class LidarEncoder {
     this.pillarFeatures = new Float32Array(maxPillars * pillarChannels);
     this.canvas = new Float32Array(pillarChannels * canvasH * canvasW);
     this.canvasTensor = new ort.Tensor('float32', this.canvas, [1, pillarChannels, canvasH, canvasW]);
-    this.writtenCells = new Int32Array(maxPillars);
     this.features = new Float32Array(C * H * W);
     this.featuresTensor = new ort.Tensor('float32', this.features, [1, C, H, W]);
   }
@@ -361,11 +356,9 @@ export class LidarEncoder {
     const pfn = elapsed(t);
 
     t = performance.now();
-    this.clearWrittenCells();
-    scatterToBev(batch, this.pillarFeatures, Cp, this.grid, this.canvas, { zeroed: true });
-    const width = gridWidth(this.grid);
-    for (let p = 0; p < P; p++) this.writtenCells[p] = batch.coords[2 * p] * width + batch.coords[2 * p + 1];
-    this.writtenCount = P;
+    // The whole canvas is zeroed (a 16 MB memset) rather than only the previous frame's cells: zeroing 64 planes
+    // cell by cell was measured slower (4,400 pillars: 2.9 vs 2.6 ms; 6,100: 6.4 vs 4.2 ms, scatter included).
+    scatterToBev(batch, this.pillarFeatures, Cp, this.grid, this.canvas);
     const scatter = elapsed(t);
 
     t = performance.now();
@@ -375,15 +368,6 @@ export class LidarEncoder {
     const backbone = elapsed(t);
 
     return { features, pillars: batch, timings: { pfn, scatter, backbone } };
-  }
-
-  private clearWrittenCells(): void {
-    const plane = this.canvas.length / this.pillarChannels;
-    const { canvas, writtenCells, writtenCount } = this;
-    for (let c = 0, start = 0; c < this.pillarChannels; c++, start += plane) {
-      for (let i = 0; i < writtenCount; i++) canvas[start + writtenCells[i]] = 0;
-    }
-    this.writtenCount = 0;
   }
 
   async dispose(): Promise<void> {

@@ -22,7 +22,8 @@ const SEED = 103;
 const MIN_EGO_AP50 = 0.55;
 const MIN_FUSED_AP50 = 0.85;
 const MIN_GAIN_AP50 = 0.2;
-const MIN_EGO_VISIBLE_AP50 = 0.6;
+// On the vehicles the ego's LiDAR hits (57 of the 81 boxes): measured 0.901; the target is 0.6.
+const MIN_EGO_VISIBLE_AP50 = 0.8;
 
 test(`shipped models on held-out intersection frames (seed ${SEED}): ego-only detects, fusion adds accuracy`, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'v2xfuse-heldout-'));

@@ -37,8 +37,15 @@ async function startWorker(models: string, maxPoints: number, mapSize: number): 
 function encodeOn(w: EncodeWorker, points: Float32Array): Promise<void> {
   w.points.set(points);
   return new Promise((resolve, reject) => {
-    w.worker.once('message', () => resolve());
-    w.worker.once('error', reject);
+    const done = (err?: Error) => {
+      w.worker.off('message', onMessage);
+      w.worker.off('error', done);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onMessage = () => done();
+    w.worker.on('message', onMessage);
+    w.worker.on('error', done);
     w.worker.postMessage({ count: points.length / 4 });
   });
 }
