@@ -1,5 +1,5 @@
-// LidarEncoder keeps its buffers across frames and zeroes only the canvas cells the previous frame wrote: a frame
-// must encode to exactly what a fresh encoder gives, whatever came before it.
+// LidarEncoder keeps its buffers (pillars, PFN output, canvas, features) across frames and hands ORT views of them:
+// a frame must encode to exactly what a fresh encoder gives, whatever came before it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

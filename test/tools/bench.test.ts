@@ -55,3 +55,28 @@ test('memory growth is the RSS slope per 1000 frames', () => {
   assert.equal(slopePer1000([100, 100, 100, 100]), 0);
   assert.ok(Math.abs(slopePer1000(Array.from({ length: 50 }, (_, i) => 200 + 0.002 * i)) - 2) < 1e-9);
 });
+
+test('bench --help exits 0 and names every section', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'tools/bench/main.ts', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  for (const s of ['stages', 'graphs', 'workers', 'codecs', 'memory']) assert.match(r.stdout, new RegExp(`\\b${s}\\b`));
+});
+
+test('the report shows the camera stages, the traced-vs-lean graphs and the worker comparison', () => {
+  const md = renderMarkdown({
+    command: 'npm run bench', date: 'd', quick: false, machine: { cpu: 'x', cores: 2 },
+    sections: {
+      stages: { camerasPerAgent: '1–4', camera: { cameraLift: { p50: 240, p99: 300 } }, totals: {} },
+      graphs: {
+        ms: { 'lidar_pfn traced': { p50: 60 }, 'lidar_pfn lean': { p50: 20 }, 'fusion_attention traced': { p50: 100 }, 'fusion_attention lean': { p50: 15 } },
+        speedup: { lidar_pfn: 3, fusion_attention: 6.67 },
+        maxAbsDiff: { lidar_pfn: 1.4e-6, fusion_attention: 5e-6 },
+      },
+      workers: { agentsPerFrame: 4, cores: 2, encodeAllAgents: { sequential1Thread: { p50: 388, p99: 600 }, workers2x1Thread: { p50: 430, p99: 800 } } },
+    },
+  });
+  assert.match(md, /\| camera \(1–4 cameras\) \| cameraLift \| 240\.00 \/ 300\.00 \|/);
+  assert.match(md, /\| lidar_pfn \| 60\.00 \| 20\.00 \| 3\.00× \| 1\.4e-6 \|/);
+  assert.match(md, /\| fusion_attention \| 100\.00 \| 15\.00 \| 6\.67× \| 5\.0e-6 \|/);
+  assert.match(md, /\| workers2x1Thread \| 430\.0 \/ 800\.0 \|/);
+});

@@ -5,7 +5,7 @@
   /usr/bin/python3 tools/train/export_lean.py --models models --check    # only say whether they are lean already
 
 Why: torch.onnx traces these two modules into layouts ONNX Runtime's CPU provider runs slowly (measured with ORT
-session profiling on a 30k-point frame, one thread):
+its profiler on a 30k-point frame, one thread):
   - lidar_pfn: MatMul -> Transpose -> BatchNormalization -> Transpose -> Relu -> ReduceMax. The two transposes of
     [P, 32, 64] and the BatchNorm on the transposed layout took ~80% of the time, the matmul itself ~20%.
     Lean: BatchNorm (running statistics) folded into the matmul weight and a bias, and the max taken before the
@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 OPSET = 17
 LEAN_MARK = ("v2xfuse.graph", "lean-1")
