@@ -56,6 +56,7 @@ interface DetectOptions {
   seed: number;
   latencyMs?: number;
   compensate?: boolean;
+  consistencyCheck?: boolean;
   loss?: number;
   maxAgents?: number;
   budgetBytes?: number;
@@ -98,6 +99,7 @@ export function registerDetect(program: Command): void {
     .option('--seed <n>', 'seed of pose noise and message loss', parseIntArg('--seed', 0), 0)
     .option('--latency-ms <ms>', 'collaborators\' messages are this old: their frame from that long before the ego\'s (the nearest earlier frame)', parseNumberArg('--latency-ms', 0, Infinity))
     .option('--compensate', 'latency compensation: late fusion moves old objects by their velocity from the sender\'s previous lists (TCLF); max / mean / attention / hybrid move moving objects\' features by their tracked velocity; every mode aligns with the capture-time pose anyway')
+    .option('--consistency-check', "leave out collaborators the ego's own LiDAR contradicts (cars where its beams saw free space; late also: objects the ego and the others do not confirm); feature modes judge what the detection head finds on each collaborator's map alone")
     .option('--loss <p>', 'each collaborator message is lost with probability p', parseNumberArg('--loss', 0, 1))
     .option('--max-agents <n>', 'at most N collaborators per frame (ranked by grid overlap, then distance)', parseIntArg('--max-agents', 0))
     .option('--budget-bytes <b>', 'at most B bytes of collaborator messages per frame (feature modes need --codec)', parseIntArg('--budget-bytes', 0))
@@ -163,6 +165,7 @@ export function registerDetect(program: Command): void {
             seed: o.seed,
             latencyMs: o.latencyMs,
             compensate: o.compensate,
+            consistencyCheck: o.consistencyCheck,
             lossProbability: o.loss,
             maxAgents: o.maxAgents,
             budgetBytes: o.budgetBytes,
@@ -222,6 +225,7 @@ export function registerDetect(program: Command): void {
               poseNoise: o.poseNoise ?? null,
               latencyMs: o.latencyMs ?? 0,
               compensate: !!o.compensate,
+              consistencyCheck: !!o.consistencyCheck,
               loss: o.loss ?? 0,
               seed: o.seed,
               maxAgents: o.maxAgents ?? null,

@@ -19,7 +19,9 @@ import { ChannelReducer, describeFeatureGrid, featureShape, type PerceptionModel
 import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { MultiObjectTracker, type Track } from '../tracking/index.ts';
+import { type ConsistencyOptions, type ConsistencyVerdict, filterConsistent } from './consistency.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
+import { type FreeSpaceMap, DEFAULT_GHOST_CHECK, FreeSpaceBuilder, contradictsFreeSpace, freeSpaceGrid } from './free-space.ts';
 import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
 import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from './impairments.ts';
 import { type FeatureMotion, compensateFeatureMotion, compensateObjectMotion, featureMotionsFromTracks } from './feature-motion.ts';
@@ -98,6 +100,23 @@ export interface CooperativeDetectorOptions {
    * encoder that follows the plan. Without it every agent uses its LiDAR. Feature modes only.
    */
   sensors?: { encoder: AgentSensorEncoder; plan: FleetPlanOptions };
+  /**
+   * Leave out collaborators the ego's own data contradicts (consistency.ts, as the fusion node's
+   * --consistency-check): the ego's free-space map, built from its LiDAR each frame (free-space.ts), against each
+   * collaborator's objects in the ego frame; late fusion also runs the agreement test with the ego's and the others'
+   * lists. Feature modes (max, mean, attention, hybrid) have no object list to judge, so a collaborator's objects
+   * are what the detection head finds on its map alone (one more head pass per collaborator, on the map as decoded
+   * in its own frame, the boxes then moved into the ego frame), plus
+   * hybrid's object list, and only the free-space test runs (its agreement would need the ego's own head pass too,
+   * and honest single-agent lists agree too little to tell much). An excluded collaborator contributes nothing that
+   * frame (FrameLinks.skipped reason 'inconsistent'). Not for none or early.
+   */
+  consistencyCheck?: boolean | ConsistencyOptions;
+  /**
+   * Feature modes: called with each collaborator's BEV features (its own frame, before its codec) so that a
+   * reliability experiment can alter them as a malicious sender would (tools/reliability/attack-ap.ts).
+   */
+  alterSenderFeatures?: (agentId: string, features: Float32Array, frameIndex: number) => void | Promise<void>;
 }
 
 /** What happened to the collaborators in range this frame. */
@@ -107,11 +126,13 @@ export interface FrameLinks {
   /** Fused, in the order fused. */
   used: string[];
   /** Not fused, each with why: no message that old yet, not chosen, or lost. */
-  skipped: { agentId: string; reason: SelectionSkipReason | 'no-message' | 'lost' }[];
+  skipped: { agentId: string; reason: SelectionSkipReason | 'no-message' | 'lost' | 'inconsistent' }[];
   /** Bytes of the collaborators' messages chosen (lost ones included: they were sent). */
   collaboratorBytes: number;
   /** Per collaborator fused, how old its message was (ms). */
   ageMs: Record<string, number>;
+  /** With consistencyCheck: the verdict on each collaborator that reached the check (excluded ones included). */
+  consistency?: ConsistencyVerdict[];
 }
 
 export interface CooperativeDetection {
@@ -119,7 +140,7 @@ export interface CooperativeDetection {
   /** Agents whose features went into the fusion, ego first. */
   agents: string[];
   /** Summed over agents for the per-agent stages. */
-  timings: StageTimings & { warp?: number; objectCodec?: number; lateFusion?: number; pointCodec?: number; merge?: number; featureCodec?: number };
+  timings: StageTimings & { warp?: number; objectCodec?: number; lateFusion?: number; pointCodec?: number; merge?: number; featureCodec?: number; freeSpace?: number; consistencyHead?: number; consistency?: number };
   /**
    * The bytes of each agent's message this frame, by agent id, for the messages fused. late and early: the
    * ObjectList or PointCloudFrame with its header, unsigned, as encodeMessage writes it, the ego's own included
@@ -168,6 +189,8 @@ interface Received {
   /** feature modes: aligned features and mask, in the detector's per-slot buffers. */
   features?: Float32Array;
   mask?: Float32Array;
+  /** feature modes: the map as decoded, in the sender's frame (what the consistency check runs the head on). */
+  senderFeatures?: Float32Array;
   /** Latency compensation: copies of features and mask (and hybrid's objects) with the moving objects moved. */
   moved?: { features: Float32Array; mask: Float32Array; objects?: Detection[] };
 }
@@ -218,6 +241,10 @@ export class CooperativeDetector {
    */
   private motion: { seq: CooperativeSequence | undefined; egoId: string; tracker: MultiObjectTracker; originNs: bigint; lastNs: bigint; tracks: Track[] } | undefined;
 
+  /** consistencyCheck: the ego's free-space map, rebuilt each frame in its buffers. */
+  private readonly freeSpace: FreeSpaceBuilder | undefined;
+  private readonly consistency: ConsistencyOptions | undefined;
+
   /** This frame's sensors per agent (null: left out), when opts.sensors is given. */
   private framePlan: Map<string, SensorModality | null> | undefined;
 
@@ -263,6 +290,56 @@ export class CooperativeDetector {
     this.earlyMaxPillars = opts.earlyMaxPillars;
     this.earlyEncoder = new MergedCloudEncoder(models, opts.earlyMaxPillars);
     this.positionConfidence = opts.positionConfidence ?? positionConfidenceFor(models.manifest.modelId);
+    if (opts.consistencyCheck && (mode === 'none' || mode === 'early')) {
+      throw new FusionConfigError(`--consistency-check applies to late, hybrid, max, mean and attention fusion, not ${mode}`);
+    }
+    if (opts.alterSenderFeatures && !FEATURE_MODES.includes(mode)) throw new FusionConfigError(`alterSenderFeatures applies to feature fusion, not ${mode}`);
+    this.consistency = opts.consistencyCheck ? (opts.consistencyCheck === true ? {} : opts.consistencyCheck) : undefined;
+    this.freeSpace = this.consistency ? new FreeSpaceBuilder(freeSpaceGrid(g)) : undefined;
+  }
+
+  /**
+   * consistencyCheck: the collaborators the ego's data does not contradict. `egoObjects`: the ego's own list (late,
+   * for the agreement test); feature modes judge each collaborator by a head pass over its aligned map plus its
+   * object list (hybrid). A kept collaborator's objects in the ego's free space (at most the tolerated few) are
+   * dropped from its list, as filterConsistent does. Fills `info`.
+   */
+  private async keepConsistent(ego: AgentFrame, used: Received[], info: FrameLinks, timings: Timings, egoObjects: Detection[] | undefined): Promise<Received[]> {
+    if (!this.consistency || used.length === 0) return used;
+    let t = performance.now();
+    // A camera-only ego has no LiDAR to see free space with: the agreement test alone (late), or nothing.
+    const ownLidar = (this.framePlan?.get(ego.agentId) ?? 'lidar') !== 'camera';
+    const map: FreeSpaceMap | undefined = ownLidar ? this.freeSpace!.build(await ego.loadPoints()) : undefined;
+    addTimings(timings, { freeSpace: performance.now() - t });
+    const views: { id: string; detections: Detection[]; x: number; y: number; r: Received }[] = [];
+    for (const r of used) {
+      let detections = r.objects ?? [];
+      if (r.senderFeatures) {
+        // On the map in the sender's frame, then the boxes moved: the head was trained on maps in their own frame
+        // (on a map warped into the ego frame it found a third of the cars on the fixture), and the boxes are
+        // what the warped map carries to the fusion.
+        t = performance.now();
+        const own = await this.models.head!.detect(r.senderFeatures);
+        detections = [...own.detections.map((d) => ({ ...d, box: transformBox(r.link.toEgo, d.box) })), ...detections];
+        addTimings(timings, { consistencyHead: performance.now() - t });
+      }
+      views.push({ id: r.link.agent.agentId, detections, x: r.link.toEgo[3], y: r.link.toEgo[7], r });
+    }
+    t = performance.now();
+    const features = FEATURE_MODES.includes(this.mode);
+    const o: ConsistencyOptions = features ? { ...this.consistency, agreement: false } : this.consistency;
+    const { kept, verdicts } = filterConsistent({ id: ego.agentId, detections: egoObjects ?? [], x: 0, y: 0, freeSpace: map }, views, o);
+    info.consistency = verdicts;
+    for (const v of verdicts) {
+      if (!v.exclude) continue;
+      info.used = info.used.filter((id) => id !== v.id);
+      delete info.ageMs[v.id];
+      info.skipped.push({ agentId: v.id, reason: 'inconsistent' });
+    }
+    const ghost = { ...DEFAULT_GHOST_CHECK, ...this.consistency.ghost };
+    const out = kept.map(({ r }) => (map && r.objects ? { ...r, objects: r.objects.filter((d) => !contradictsFreeSpace(map, d, ghost)) } : r));
+    addTimings(timings, { consistency: performance.now() - t });
+    return out;
   }
 
   private buffer(list: Float32Array[], k: number, size: number): Float32Array {
@@ -456,6 +533,7 @@ export class CooperativeDetector {
       const enc = await this.encodeAgent(link.agent, this.buffer(this.encoded, k + 1, size));
       addTimings(timings, enc.timings);
       droppedPillars += enc.pillars.droppedPillars;
+      if (this.opts.alterSenderFeatures) await this.opts.alterSenderFeatures(link.agent.agentId, enc.features, link.captureIndex);
       let features = enc.features;
       let sent: Uint8Array | undefined;
       let bytes = 0;
@@ -516,9 +594,9 @@ export class CooperativeDetector {
         }
         addTimings(timings, { compensation: performance.now() - tc });
       }
-      received.push({ link, bytes, objects, features: w.features, mask: w.mask, moved });
+      received.push({ link, bytes, objects, features: w.features, mask: w.mask, senderFeatures: features, moved });
     }
-    const used = await this.choose(received, egoPose, info, frame.index);
+    const used = await this.keepConsistent(ego, await this.choose(received, egoPose, info, frame.index), info, timings, undefined);
 
     const egoEnc = await this.encodeAgent(ego, this.buffer(this.encoded, 0, size));
     addTimings(timings, egoEnc.timings);
@@ -645,7 +723,7 @@ export class CooperativeDetector {
       }
       received.push({ link, bytes: sent.bytes, objects });
     }
-    const used = await this.choose(received, egoPose, info, frame.index);
+    const used = await this.keepConsistent(ego, await this.choose(received, egoPose, info, frame.index), info, timings, own.objects);
     const bytes: Record<string, number> = { [ego.agentId]: own.bytes };
     for (const r of used) bytes[r.link.agent.agentId] = r.bytes;
     const t = performance.now();

@@ -9,16 +9,23 @@
 //
 // Per-agent detections and the ego's free-space maps are cached (--cache FILE, default in the OS temp folder) so
 // the attacks re-run in seconds.
+//
+// With --fusion max|mean|attention|hybrid it measures a feature attack instead: the attacker pastes the feature
+// patch of a real car (the one its own LiDAR sees best) into its BEV map at ghost positions around the ego, before
+// its codec, so the ghosts travel as features; the in-process detector fuses with and without --consistency-check
+// (a head pass over each collaborator's aligned map alone, judged against the ego's free space).
+//
+//   npx tsx tools/reliability/attack-ap.ts --dataset /tmp/v2x/test/intersection-s102 --frames 20 --ego 100 --attacker 101 --fusion attention
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type CooperativeFrame, openDataset } from '../../src/datasets/index.ts';
+import { type CooperativeFrame, type CooperativeSequence, openDataset } from '../../src/datasets/index.ts';
 import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../../src/eval/index.ts';
-import { type ConsistencyOptions, type WireFreeSpace, CooperativeDetector, FreeSpaceBuilder, filterConsistent, freeSpaceFromWire, freeSpaceGrid, fuseLate, gridEvalRange, wireFreeSpace } from '../../src/fusion/index.ts';
+import { type ConsistencyOptions, type FusionMode, type WireFreeSpace, CooperativeDetector, FreeSpaceBuilder, filterConsistent, freeSpaceFromWire, freeSpaceGrid, fuseLate, gridEvalRange, wireFreeSpace } from '../../src/fusion/index.ts';
 import { type Mat4, invertRigid, multiply, transformBox } from '../../src/geometry/index.ts';
-import { PerceptionModels } from '../../src/perception/index.ts';
+import { type BevGrid, PerceptionModels, featureCellSize, featureShape } from '../../src/perception/index.ts';
 
 export type Attack = { kind: 'none' } | { kind: 'shift'; metres: number } | { kind: 'ghosts'; count: number };
 
@@ -121,6 +128,115 @@ export async function computeViews(dataset: string, egoId: string, maxFrames: nu
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Feature attack
+
+/**
+ * Pastes the feature patch around `source` (a real car, sender frame, m) at each of `targets` (sender frame, m),
+ * every channel of (2·halfCells + 1)² cells, in place: what a malicious sender that wants ghosts to survive the
+ * fusion would send (the fused map and the head then see a car's signature where there is none). Targets whose
+ * patch leaves the map are clipped; the source patch is copied first, so targets may overlap it.
+ */
+export function pasteFeaturePatches(features: Float32Array, grid: BevGrid, source: { x: number; y: number }, targets: readonly { x: number; y: number }[], halfCells = 4): number {
+  const [C, H, W] = featureShape(grid);
+  const s = featureCellSize(grid);
+  const plane = H * W;
+  const side = 2 * halfCells + 1;
+  const col = (x: number) => Math.floor((x - grid.xMin) / s), row = (y: number) => Math.floor((y - grid.yMin) / s);
+  const sc = col(source.x), sr = row(source.y);
+  const patch = new Float32Array(C * side * side);
+  for (let c = 0; c < C; c++) for (let dr = -halfCells; dr <= halfCells; dr++) for (let dc = -halfCells; dc <= halfCells; dc++) {
+    const r = sr + dr, q = sc + dc;
+    patch[(c * side + dr + halfCells) * side + dc + halfCells] = r >= 0 && r < H && q >= 0 && q < W ? features[c * plane + r * W + q]! : 0;
+  }
+  let pasted = 0;
+  for (const t of targets) {
+    const tc = col(t.x), tr = row(t.y);
+    if (tr < 0 || tr >= H || tc < 0 || tc >= W) continue;
+    pasted++;
+    for (let c = 0; c < C; c++) for (let dr = -halfCells; dr <= halfCells; dr++) for (let dc = -halfCells; dc <= halfCells; dc++) {
+      const r = tr + dr, q = tc + dc;
+      if (r >= 0 && r < H && q >= 0 && q < W) features[c * plane + r * W + q] = patch[(c * side + dr + halfCells) * side + dc + halfCells]!;
+    }
+  }
+  return pasted;
+}
+
+/** Per frame index, the attacker's feature attack: its best-seen real car and the ghost positions (both in its
+ * own frame), the ghosts placed as the late attack's around the ego, at least 6 m from every true vehicle. */
+export async function featureAttackPlan(seq: CooperativeSequence, egoId: string, attackerId: string, count: number, frames: number): Promise<Map<number, { source: { x: number; y: number }; targets: { x: number; y: number }[] }>> {
+  const plan = new Map<number, { source: { x: number; y: number }; targets: { x: number; y: number }[] }>();
+  for (let i = 0; i < Math.min(frames, seq.frameCount); i++) {
+    const frame = await seq.frame(i);
+    const ego = frame.agents.find((a) => a.agentId === egoId), attacker = frame.agents.find((a) => a.agentId === attackerId);
+    if (!ego || !attacker) continue;
+    const toAttacker = invertRigid(attacker.lidarToWorld);
+    const vehicles = frame.agents.flatMap((a) => a.boxes).filter((b, k, all) => b.cls === 'vehicle' && all.findIndex((x) => x.id === b.id) === k).map((b) => transformBox(toAttacker, b.box));
+    // The car with the most of the attacker's own returns on it: the clearest signature it has.
+    const points = await attacker.loadPoints();
+    let best: { x: number; y: number } | undefined, bestN = 0;
+    for (const b of vehicles) {
+      const c = Math.cos(b.yaw), sn = Math.sin(b.yaw);
+      let n = 0;
+      for (let p = 0; p + 3 < points.length; p += 4) {
+        const dx = points[p]! - b.x, dy = points[p + 1]! - b.y;
+        if (Math.abs(c * dx + sn * dy) <= b.l / 2 && Math.abs(-sn * dx + c * dy) <= b.w / 2) n++;
+      }
+      if (n > bestN) (best = { x: b.x, y: b.y }), (bestN = n);
+    }
+    if (!best) continue;
+    const egoToAttacker = multiply(toAttacker, ego.lidarToWorld);
+    const targets = ghosts(count, i).map((g) => transformBox(egoToAttacker, g.box)).filter((g) => vehicles.every((v) => Math.hypot(v.x - g.x, v.y - g.y) >= 6));
+    plan.set(i, { source: best, targets });
+  }
+  return plan;
+}
+
+export interface FeatureAttackRow {
+  attack: string;
+  check: boolean;
+  ap50: number;
+  ap70: number;
+  attackerExcluded: number;
+  honestExcluded: number;
+  frames: number;
+  /** Median wall time of detectFrame, and of the check's own stages (free-space map, head passes, judging), ms. */
+  msPerFrame: number;
+  checkMs: number;
+}
+
+/** One row of the feature table: the in-process detector over the first `frames` frames, the attacker pasting
+ * `ghostCount` ghosts (0: no attack). */
+export async function featureAttackRow(
+  models: PerceptionModels, seq: CooperativeSequence, mode: FusionMode, egoId: string, attackerId: string, ghostCount: number, check: boolean, frames: number,
+  consistency: ConsistencyOptions = {},
+): Promise<FeatureAttackRow> {
+  const plan = ghostCount > 0 ? await featureAttackPlan(seq, egoId, attackerId, ghostCount, frames) : new Map();
+  const detector = new CooperativeDetector(models, mode, {
+    consistencyCheck: check ? consistency : false,
+    alterSenderFeatures: (id, features, index) => {
+      const p = plan.get(index);
+      if (id === attackerId && p) pasteFeaturePatches(features, models.grid, p.source, p.targets);
+    },
+  });
+  const acc = new ClassAwareApAccumulator([0.5, 0.7], ['vehicle']);
+  let attackerExcluded = 0, honestExcluded = 0, n = 0;
+  const wall: number[] = [], checkMs: number[] = [];
+  for (let i = 0; i < Math.min(frames, seq.frameCount); i++) {
+    const frame = await seq.frame(i);
+    const t = performance.now();
+    const r = await detector.detectFrame(frame, egoId, seq);
+    wall.push(performance.now() - t);
+    checkMs.push((r.timings.freeSpace ?? 0) + (r.timings.consistencyHead ?? 0) + (r.timings.consistency ?? 0));
+    for (const s of r.links.skipped) if (s.reason === 'inconsistent') s.agentId === attackerId ? attackerExcluded++ : honestExcluded++;
+    acc.addFrame(r.detections, cooperativeGroundTruth(frame, egoId, { evalRange: gridEvalRange(models.grid) }));
+    n++;
+  }
+  const v = acc.result().vehicle;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  return { attack: ghostCount > 0 ? `${ghostCount} pasted car patches` : 'none', check, ap50: v['0.5']!.ap, ap70: v['0.7']!.ap, attackerExcluded, honestExcluded, frames: n, msPerFrame: median(wall), checkMs: median(checkMs) };
+}
+
 export const ATTACKS: Attack[] = [{ kind: 'none' }, { kind: 'shift', metres: 5 }, { kind: 'shift', metres: 2.5 }, { kind: 'ghosts', count: 10 }, { kind: 'ghosts', count: 3 }];
 export const CHECKS: CheckKind[] = ['off', 'agreement', 'free-space', 'both'];
 
@@ -129,10 +245,32 @@ async function main(): Promise<void> {
     options: {
       dataset: { type: 'string' }, frames: { type: 'string', default: '20' }, ego: { type: 'string', default: '100' },
       attacker: { type: 'string', default: '101' }, models: { type: 'string', default: 'models/manifest.json' }, cache: { type: 'string' },
+      fusion: { type: 'string', default: 'late' }, ghosts: { type: 'string', default: '10,3' }, 'ghost-min-score': { type: 'string' },
     },
   });
   if (!values.dataset) throw new Error('--dataset DIR is required');
   const frames = Number(values.frames);
+  if (values.fusion !== 'late') {
+    const mode = values.fusion as FusionMode;
+    if (!['max', 'mean', 'attention', 'hybrid'].includes(mode)) throw new Error(`--fusion ${mode}: late, max, mean, attention or hybrid`);
+    const models = await PerceptionModels.load(values.models!);
+    try {
+      const seq = (await openDataset(values.dataset)).scenarios[0]!;
+      console.log(`${values.dataset}, ${Math.min(frames, seq.frameCount)} frames, ego ${values.ego}, attacker ${values.attacker}; ${mode} fusion; vehicle BEV AP${values['ghost-min-score'] ? `; objects judged from score ${values['ghost-min-score']}` : ''}`);
+      console.log('| attack | check | AP@0.5 | AP@0.7 | attacker excluded | honest excluded | ms per frame (median) | of which the check |');
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+      for (const count of [0, ...values.ghosts!.split(',').map(Number)]) {
+        for (const check of [false, true]) {
+          const minScore = values['ghost-min-score'];
+          const r = await featureAttackRow(models, seq, mode, values.ego!, values.attacker!, count, check, frames, minScore ? { ghost: { minScore: Number(minScore) } } : {});
+          console.log(`| ${r.attack} | ${check ? 'on' : 'off'} | ${r.ap50.toFixed(3)} | ${r.ap70.toFixed(3)} | ${check ? `${r.attackerExcluded}/${r.frames}` : '-'} | ${check ? `${r.honestExcluded}/${r.frames}` : '-'} | ${r.msPerFrame.toFixed(0)} | ${check ? r.checkMs.toFixed(0) : '-'} |`);
+        }
+      }
+    } finally {
+      await models.dispose();
+    }
+    return;
+  }
   const cache = values.cache ?? join(tmpdir(), `v2xfuse-attack-v2-${basename(resolve(values.dataset))}-${values.ego}-${frames}.json`);
   let views: FrameViews[];
   if (existsSync(cache)) views = JSON.parse(await readFile(cache, 'utf8')) as FrameViews[];
