@@ -56,6 +56,8 @@ interface AgentCliOptions {
   rate: number;
   lockstep?: boolean;
   epochNs?: bigint;
+  waitStart?: boolean;
+  preencode?: boolean;
   frames?: number;
   models: string;
   device: DeviceOption;
@@ -111,6 +113,7 @@ interface RunCliOptions {
   codec?: string;
   broker: string;
   rate: number;
+  preencodeCollaborators?: boolean;
   frames?: number;
   models: string;
   device: DeviceOption;
@@ -147,6 +150,8 @@ export function registerNodes(program: Command): void {
     .option('--rate <hz>', 'replay rate against the recorded times; 0 = as fast as possible', nonNegativeNumber('--rate'), 10)
     .option('--lockstep', 'take frame i only when the replay clock (v2xfuse/v1/<session>/replay/tick) reaches i; with --rate 0')
     .option('--epoch-ns <ns>', 'capture time of the first frame (share it between the agents of one deployment); default now', nanoseconds)
+    .option('--wait-start', 'take the first frame\'s capture time from the run\'s start message (v2xfuse/v1/<session>/replay/start) instead of --epoch-ns')
+    .option('--preencode', 'encode every frame first, then publish each when it is due plus the time its encoding took: an agent with a computer of its own, emulated on a shared machine (with --rate above 0)')
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
@@ -164,7 +169,7 @@ export function registerNodes(program: Command): void {
           const summary = await runAgentNode({
             agentId: o.id, session: o.session, dataset: o.source, scenario: o.scenario, broker: o.broker,
             username: o.username, password: o.password, mode: o.fusion, codec: o.codec, freeSpace: o.freeSpace, rateHz: o.rate, lockstep: o.lockstep,
-            epochNs: o.epochNs, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
+            epochNs: o.epochNs, waitForStart: o.waitStart, preencode: o.preencode, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
             skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, modality: o.modality, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
             onFrame: (done, total) => bar?.update(done, total),
           });
@@ -239,6 +244,7 @@ export function registerNodes(program: Command): void {
     .option('--codec <spec>', "what collaborators send: a feature codec (intermediate, default int8+top10%+deflate) or point codec (early)")
     .option('--broker <url>', "'embedded' (an in-process broker on a free loopback port) or a broker URL", 'embedded')
     .option('--rate <hz>', 'replay rate; 0 = as fast as the machine goes', nonNegativeNumber('--rate'), 0)
+    .option('--preencode-collaborators', 'with --rate: collaborators encode every frame first and publish each when due plus its encoding time (agents with computers of their own); the ego agent and the fusion node run live')
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto', choice('--device', DEVICE_OPTIONS), 'cpu')
@@ -264,7 +270,7 @@ export function registerNodes(program: Command): void {
         try {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
-            rateHz: o.rate, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
+            rateHz: o.rate, preencodeCollaborators: o.preencodeCollaborators, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads,
             deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}), cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });

@@ -2,7 +2,7 @@
 // (BEV features, an object list, or its points), and publishes it over MQTT, with its status retained and a last
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
-import { openDataset } from '../datasets/index.ts';
+import { type AgentFrame, openDataset } from '../datasets/index.ts';
 import { type WireFreeSpace, FreeSpaceBuilder, detectionsToObjects, featureConfidenceMap, freeSpaceGrid, objectsOutsideSentCells, positionConfidenceFor, wireFreeSpace } from '../fusion/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
@@ -34,7 +34,7 @@ import {
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
 import { pickScenario, replayAgentFrames } from './replay.ts';
-import { agentTopic, replayTickTopic } from './topics.ts';
+import { agentTopic, replayStartTopic, replayTickTopic } from './topics.ts';
 
 /** hybrid: the features of the cells its codec selects, plus an object list of the detections outside them. */
 export type AgentFusionMode = 'intermediate' | 'late' | 'early' | 'hybrid';
@@ -73,6 +73,15 @@ export interface AgentNodeOptions {
   lockstep?: boolean;
   /** Capture time of the sequence's first frame; shared by every agent of a run. Default: now. */
   epochNs?: bigint;
+  /** Take the epoch from the run's start message (replayStartTopic), published once every agent says it is
+   * running, instead of epochNs: agents that prepare first (preencode) start together. */
+  waitForStart?: boolean;
+  /**
+   * Encode every frame before the replay starts, then publish each at its capture time plus the time its own
+   * encoding took. An agent with a computer of its own, emulated on a machine it shares with the others: its
+   * messages arrive when they would, without taking CPU from the nodes being measured. With rateHz > 0.
+   */
+  preencode?: boolean;
   maxFrames?: number;
   models: string;
   device?: DeviceOption;
@@ -88,6 +97,24 @@ export interface AgentNodeOptions {
   signal?: AbortSignal;
   log?: (line: string) => void;
   onFrame?: (done: number, total: number) => void;
+}
+
+type FramePart =
+  | { kind: 'features'; body: Omit<MessageInitOfKind['features'], 'header'> }
+  | { kind: 'objects'; body: Omit<MessageInitOfKind['objects'], 'header'> }
+  | { kind: 'points'; body: Omit<MessageInitOfKind['points'], 'header'> };
+
+/** Waits for the run's start message (a retained decimal epoch in ns) on `topic`. */
+async function waitForEpoch(link: MqttLink, topic: string, signal?: AbortSignal): Promise<bigint> {
+  return new Promise<bigint>((resolve, reject) => {
+    link.onMessage((t, payload) => {
+      if (t !== topic) return;
+      const text = new TextDecoder().decode(payload);
+      if (/^\d{1,20}$/.test(text)) resolve(BigInt(text));
+    });
+    signal?.addEventListener('abort', () => reject(new AgentNodeError('stopped before the replay started')), { once: true });
+    link.subscribe(topic, 1).catch(reject);
+  });
 }
 
 export interface AgentFrameRecord {
@@ -213,7 +240,63 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     return serialize('status', status);
   };
   const statusTopic = agentTopic(o.session, o.agentId, 'status');
-  const epochNs = o.epochNs ?? epochNowNs();
+  let epochNs = o.epochNs ?? epochNowNs();
+  if (o.preencode && !(o.rateHz > 0)) throw new AgentNodeError('--preencode needs a paced replay (--rate above 0): it publishes each frame when it is due');
+
+  // One frame's messages, without their headers (stamped when sent): features, objects or points; hybrid sends
+  // features and then the object list for what they leave out.
+  const encodeFrame = async (agent: AgentFrame): Promise<FramePart[]> => {
+    let t = performance.now();
+    // A camera-only agent has no points to load.
+    const points = modality === 'camera' ? new Float32Array(0) : await agent.loadPoints();
+    stage('load', performance.now() - t);
+    if (o.mode === 'early') {
+      t = performance.now();
+      const enc = encodePoints(points, pointSpec!);
+      stage('codec', performance.now() - t);
+      return [{ kind: 'points', body: { encoding: enc.header, payload: enc.payload } }];
+    }
+    const enc = modality === 'lidar'
+      ? await models.lidar.encode(points)
+      : await sensors!.encode(agent, modality, encoded);
+    for (const [k, v] of Object.entries(enc.timings)) stage(k, v as number);
+    if (o.mode === 'late') {
+      const r = await models.head!.detect(enc.features);
+      for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
+      let free: WireFreeSpace | undefined;
+      if (freeSpace) {
+        t = performance.now();
+        free = wireFreeSpace(freeSpace.build(points));
+        stage('free-space', performance.now() - t);
+      }
+      return [{ kind: 'objects', body: { objects: detectionsToObjects(r.detections, { positionConfidence }), ...(free ? { freeSpace: free } : {}) } }];
+    }
+    let own: Detection[] = [];
+    if (featureSpec!.selection || o.mode === 'hybrid') {
+      const r = await models.head!.detect(enc.features);
+      stage('confidence', (r.timings.head ?? 0));
+      featureConfidenceMap(r.clsLogits, confidence);
+      own = r.detections;
+    }
+    let map = enc.features;
+    if (reducer) {
+      const r = await reducer.reduce(map);
+      stage('reduce', r.timings.reduce ?? 0);
+      map = r.reduced;
+    }
+    t = performance.now();
+    const coded = encodeFeatures(map, H, W, reducer ? reducer.reducedChannels : C, featureSpec!, { ...capabilities, confidence });
+    stage('codec', performance.now() - t);
+    const parts: FramePart[] = [{
+      kind: 'features',
+      body: { grid: wireGrid, encoding: { ...coded.header, channelReductionRatio: reducer ? reducer.ratio : 0 }, payload: coded.payload },
+    }];
+    // What the features leave out, the object list carries: the sender's own detections outside its sent cells.
+    if (o.mode === 'hybrid') {
+      parts.push({ kind: 'objects', body: { objects: detectionsToObjects(objectsOutsideSentCells(own, coded.mask, models.grid), { positionConfidence }) } });
+    }
+    return parts;
+  };
 
   let link: MqttLink | undefined;
   try {
@@ -260,80 +343,47 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
         check();
       });
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_STARTING, `${ds.format} ${seq.name}`), true);
-    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
 
     const total = Math.min(seq.frameCount, o.maxFrames ?? Infinity);
     let done = 0;
+    // Preencoded frames, by index, with the milliseconds their encoding took (loading the scan included, as live).
+    const prepared = new Map<number, { parts: FramePart[]; encodeMs: number }>();
+    if (o.preencode) {
+      for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: 0, epochNs: 0n, maxFrames: o.maxFrames, signal: o.signal })) {
+        if (o.signal?.aborted) break;
+        const t = performance.now();
+        const parts = await encodeFrame(f.agent);
+        prepared.set(f.index, { parts, encodeMs: performance.now() - t });
+      }
+      log(`agent ${o.agentId}: ${prepared.size} frames encoded ahead`);
+    }
+    await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
+    if (o.waitForStart) epochNs = await waitForEpoch(link, replayStartTopic(o.session), o.signal);
+
     for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal })) {
       if (o.lockstep) await waitForTick(f.index);
       if (o.signal?.aborted) break;
       const startWall = epochNowNs();
-      let t = performance.now();
-      // A camera-only agent has no points to load.
-      const points = modality === 'camera' ? new Float32Array(0) : await f.agent.loadPoints();
-      stage('load', performance.now() - t);
-      const pose = (o.noisyPoses && f.agent.noisyLidarToWorld) || f.agent.lidarToWorld;
-      let bytes: Uint8Array;
-      let kind: 'features' | 'objects' | 'points';
-      let featureBytes = 0;
-      if (o.mode === 'early') {
-        t = performance.now();
-        const enc = encodePoints(points, pointSpec!);
-        stage('codec', performance.now() - t);
-        kind = 'points';
-        bytes = serialize('points', { header: header('points', f.captureNs, pose), encoding: enc.header, payload: enc.payload });
+      const ahead = prepared.get(f.index);
+      let parts: FramePart[];
+      if (ahead) {
+        // The frame is due now; its own computer would have needed encodeMs to send it.
+        await new Promise((r) => setTimeout(r, ahead.encodeMs));
+        parts = ahead.parts;
       } else {
-        const enc = modality === 'lidar'
-          ? await models.lidar.encode(points)
-          : await sensors!.encode(f.agent, modality, encoded);
-        for (const [k, v] of Object.entries(enc.timings)) stage(k, v as number);
-        if (o.mode === 'late') {
-          const r = await models.head!.detect(enc.features);
-          for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
-          kind = 'objects';
-          let free: WireFreeSpace | undefined;
-          if (freeSpace) {
-            t = performance.now();
-            free = wireFreeSpace(freeSpace.build(points));
-            stage('free-space', performance.now() - t);
-          }
-          bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(r.detections, { positionConfidence }), ...(free ? { freeSpace: free } : {}) });
-        } else {
-          let own: Detection[] = [];
-          if (featureSpec!.selection || o.mode === 'hybrid') {
-            const r = await models.head!.detect(enc.features);
-            stage('confidence', (r.timings.head ?? 0));
-            featureConfidenceMap(r.clsLogits, confidence);
-            own = r.detections;
-          }
-          let map = enc.features;
-          if (reducer) {
-            const r = await reducer.reduce(map);
-            stage('reduce', r.timings.reduce ?? 0);
-            map = r.reduced;
-          }
-          t = performance.now();
-          const coded = encodeFeatures(map, H, W, reducer ? reducer.reducedChannels : C, featureSpec!, { ...capabilities, confidence });
-          stage('codec', performance.now() - t);
-          kind = 'features';
-          bytes = serialize('features', {
-            header: header('features', f.captureNs, pose), grid: wireGrid,
-            encoding: { ...coded.header, channelReductionRatio: reducer ? reducer.ratio : 0 }, payload: coded.payload,
-          });
-          if (o.mode === 'hybrid') {
-            // What the features leave out, the object list carries: the sender's own detections outside its sent cells.
-            await publish('features', bytes);
-            featureBytes = bytes.byteLength;
-            kind = 'objects';
-            bytes = serialize('objects', { header: header('objects', f.captureNs, pose), objects: detectionsToObjects(objectsOutsideSentCells(own, coded.mask, models.grid), { positionConfidence }) });
-          }
-        }
+        parts = await encodeFrame(f.agent);
       }
-      t = performance.now();
-      await publish(kind, bytes);
+      const pose = (o.noisyPoses && f.agent.noisyLidarToWorld) || f.agent.lidarToWorld;
+      let bytes = 0;
+      const t = performance.now();
+      for (const part of parts) {
+        const message = serialize(part.kind, { ...part.body, header: header(part.kind, f.captureNs, pose) } as MessageInitOfKind[typeof part.kind]);
+        await publish(part.kind, message);
+        bytes += message.byteLength;
+      }
       stage('publish', performance.now() - t);
       summary.frames++;
-      summary.perFrame.push({ index: f.index, captureNs: f.captureNs.toString(), startWallNs: startWall.toString(), publishWallNs: epochNowNs().toString(), bytes: featureBytes + bytes.byteLength });
+      summary.perFrame.push({ index: f.index, captureNs: f.captureNs.toString(), startWallNs: startWall.toString(), publishWallNs: epochNowNs().toString(), bytes });
       o.onFrame?.(++done, total);
     }
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_OFFLINE, `finished: ${summary.frames} frames`), true);

@@ -13,7 +13,7 @@ export {
   fusionResultTopic,
   fusionResultsFilter,
   parseTopic,
-  replayTickTopic,
+  replayTickTopic, replayStartTopic,
   type AgentTopicKind,
   type FusionTopicKind,
   type ParsedTopic,

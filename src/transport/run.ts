@@ -22,7 +22,7 @@ import { epochNowNs } from './clock.ts';
 import { pickScenario } from './replay.ts';
 import { type RunReport, buildRunReport } from './report.ts';
 import { type ScoredFrame, scoreFusionResults } from './score.ts';
-import { agentKindFilter, fusionResultsFilter, parseTopic, replayTickTopic } from './topics.ts';
+import { agentKindFilter, fusionResultsFilter, parseTopic, replayStartTopic, replayTickTopic } from './topics.ts';
 
 /** Paced replay: time for the agent processes to start and load their models before frame 0 is due. */
 const PACED_START_DELAY_NS = 8_000_000_000n;
@@ -42,6 +42,12 @@ export interface RunOptions {
    * every agent takes frame i when the run's replay clock says i, and frame i + 1 when the fusion node has
    * answered frame i, so latency is per frame (synchronised sensors), not per queue. */
   rateHz: number;
+  /**
+   * Paced replay only: the collaborators encode every frame before the replay starts and publish each when it is
+   * due plus the time its encoding took (agent --preencode), as agents with computers of their own would. The ego
+   * agent and the fusion node run live, so the latency measured is the ego vehicle's on this machine.
+   */
+  preencodeCollaborators?: boolean;
   maxFrames?: number;
   models: string;
   device?: string;
@@ -209,9 +215,12 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     await waitForLine(fusion, 'listening on', 60_000);
 
     // One epoch for every agent: the same dataset frame carries the same capture time in all their messages.
-    // Paced replay starts a little later so that every agent has loaded its models by the first frame.
-    const epochNs = epochNowNs() + (o.rateHz > 0 ? PACED_START_DELAY_NS : 0n);
-    await recorder?.recordSequence(seq, { frames, egoId, epochNs });
+    // Paced replay starts a little later so that every agent has loaded its models by the first frame; with
+    // preencoding collaborators the run announces it once every agent is ready (replayStartTopic).
+    if (o.preencodeCollaborators && !(o.rateHz > 0)) throw new RunError('preencoding collaborators needs a paced replay (--rate above 0)');
+    const startSignal = !!o.preencodeCollaborators;
+    let epochNs = epochNowNs() + (o.rateHz > 0 ? PACED_START_DELAY_NS : 0n);
+    if (!startSignal) await recorder?.recordSequence(seq, { frames, egoId, epochNs });
     // As fast as possible = lockstep: the ego's frames, with the capture times its agent will stamp (replay.ts).
     const lockstep = o.rateHz === 0;
     const schedule: { index: number; captureNs: bigint }[] = [];
@@ -222,9 +231,18 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         if (ego) schedule.push({ index: i, captureNs: epochNs + BigInt(Math.round(Number(ego.timestampNs - t0))) });
       }
     }
+    const waitUntilRunning = async (agentIds: string[]) => {
+      const until = performance.now() + 600_000;
+      while (!agentIds.every((id) => running.has(id))) {
+        const failed = children.find((c) => c.proc.exitCode !== null && c.proc.exitCode !== 0);
+        if (failed) throw new RunError(`${failed.name} failed: ${lastLine(failed.stderr) || 'no output'}`);
+        if (performance.now() > until) throw new RunError(`agents not ready after 600 s: ${agentIds.filter((id) => !running.has(id)).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
     const agentMode = o.mode === 'none' ? 'intermediate' : o.mode;
     const agentSummaries = new Map<string, string>();
-    for (const id of [egoId, ...collaborators]) {
+    for (const id of startSignal ? [...collaborators, egoId] : [egoId, ...collaborators]) {
       const summaryPath = join(work, `agent-${id}.json`);
       agentSummaries.set(id, summaryPath);
       // The ego's own features reach its fusion node losslessly: in a vehicle they never leave the computer.
@@ -236,6 +254,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', mode,
           ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), '--epoch-ns', epochNs.toString(),
           ...(lockstep ? ['--lockstep'] : []),
+          ...(startSignal ? ['--wait-start'] : []), ...(startSignal && id !== egoId ? ['--preencode'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
           ...(o.cameraOnly?.includes(id) ? ['--modality', 'camera'] : []),
@@ -244,6 +263,16 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           '--threads', String(o.threads ?? 1), '--summary', summaryPath, ...(keyArgs.get(id) ?? []),
         ], log),
       );
+      // Preencoding collaborators take turns: each one's encoding times stand for a computer of its own, so they
+      // must not be measured while the others encode beside it.
+      if (startSignal && id !== egoId) await waitUntilRunning([id]);
+    }
+
+    if (startSignal) {
+      await waitUntilRunning([egoId, ...collaborators]);
+      epochNs = epochNowNs() + 1_000_000_000n;
+      await recorder?.recordSequence(seq, { frames, egoId, epochNs });
+      await results.publish(replayStartTopic(session), new TextEncoder().encode(epochNs.toString()), { qos: 1, retain: true });
     }
 
     if (lockstep) {

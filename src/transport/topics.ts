@@ -103,6 +103,15 @@ export function replayTickTopic(session: string): string {
   return `${TOPIC_ROOT}/${session}/replay/tick`;
 }
 
+/**
+ * The start of a paced replay whose agents first prepare (`v2xfuse run --preencode-collaborators`): the run
+ * publishes the epoch (capture time of frame 0, ns, decimal) here, retained, once every agent says it is running.
+ */
+export function replayStartTopic(session: string): string {
+  assertTopicSegment('session', session);
+  return `${TOPIC_ROOT}/${session}/replay/start`;
+}
+
 export function parseTopic(topic: string): ParsedTopic | undefined {
   const levels = topic.split('/');
   if (levels.length !== ROOT_LEVELS.length + 4) return undefined;
