@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { openDataset } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, GROUND_TRUTH_VISIBILITIES, type ApOrder, type GroundTruthVisibility } from '../eval/index.ts';
 import { CooperativeDetector, DEFAULT_HYBRID_CODEC, type FrameLinks, type FusionMode, type PoseNoiseStd, evaluateSequence, parsePoseNoise } from '../fusion/index.ts';
-import { AgentSensorEncoder, CameraEncoder, DEVICE_OPTIONS, type DeviceOption, FLEET_MODALITIES, type FleetModality, PerceptionModels } from '../perception/index.ts';
+import { AgentSensorEncoder, CameraEncoder, DEVICE_OPTIONS, type DeviceOption, FLEET_MODALITIES, type FleetModality, PerceptionModels, PRECISIONS, type Precision } from '../perception/index.ts';
 import { action, UserInputError } from './failure.ts';
 import { progressBar } from './progress.ts';
 import { parseIntArg } from './simulate.ts';
@@ -66,6 +66,7 @@ interface DetectOptions {
   models: string;
   device: DeviceOption;
   threads?: number;
+  precision: Precision;
   noisyPoses?: boolean;
   order: ApOrder;
   gtVisibility: GroundTruthVisibility;
@@ -114,6 +115,7 @@ export function registerDetect(program: Command): void {
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto (auto falls back to the CPU and says so)', choice('--device', DEVICE_OPTIONS), 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
+    .option('--precision <p>', 'float32 | int8 (the manifest\'s int8 LiDAR backbone and detection head: models/README.md "int8 variant")', choice('--precision', PRECISIONS), 'float32')
     .option('--noisy-poses', 'align with the GPS-noisy poses the dataset records instead of the true ones')
     .option('--order <o>', 'AP ranking: global (all detections by score) | frame (original OpenCOOD tables)', choice('--order', ['global', 'frame'] as const), 'global')
     .option(
@@ -132,7 +134,7 @@ export function registerDetect(program: Command): void {
           throw new UserInputError(`--camera-only and --drop-camera-only apply to --modality mixed, not ${o.modality}`);
         }
         const ds = await openDataset(datasetPath, { skipMissing: o.skipMissing });
-        const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
+        const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads, precision: o.precision });
         let camera: CameraEncoder | undefined;
         try {
           if (o.modality !== 'lidar') {
@@ -209,6 +211,7 @@ export function registerDetect(program: Command): void {
             order: o.order,
             gtVisibility: o.gtVisibility,
             modelId: models.manifest.modelId,
+            precision: models.manifest.precision,
             provider: models.provider,
             frames,
             meanAgentsPerFrame: frames ? agentsUsed / frames : 0,

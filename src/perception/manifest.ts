@@ -14,8 +14,10 @@
 //   "postprocess": { "scoreThreshold": 0.2, "nmsIouThreshold": 0.15, "preNmsTopK": 1000 },   // optional
 //   "models": {
 //     "lidar_pfn":        { "file": "lidar_pfn.onnx", "sha256": "<64 hex>" },
-//     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "..." },
-//     "detection_head":   { ... },                     // optional
+//     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "...",
+//                           "int8": { "file": "lidar_backbone_int8.onnx", "sha256": "...", "calibration": {...} } },
+//     "detection_head":   { ... },                     // optional; both may name an int8 variant (QDQ, opt-in:
+//                                                      //   `withPrecision(manifest, 'int8')`, tools/train/quantize.py)
 //     "fusion_attention": { ... },                     // optional
 //     "camera_backbone":  { ... },                     // optional, with camera_lift and "camera" below:
 //     "camera_lift":      { ... },                     //   images → image features → BEV features
@@ -54,6 +56,15 @@ export const DEFAULT_POSTPROCESS: Readonly<PostprocessSettings> = Object.freeze(
 export const MODEL_ROLES = ['lidar_pfn', 'lidar_backbone', 'detection_head', 'fusion_attention', 'camera_backbone', 'camera_lift'] as const;
 export type ModelRole = (typeof MODEL_ROLES)[number];
 
+/**
+ * Numeric precision of the convolution-heavy models: 'float32' (the trained files) or 'int8' (their post-training
+ * QDQ quantisation, models.<role>.int8, for ONNX Runtime's CPU provider). Only lidar_backbone and detection_head
+ * have int8 variants; the other models are cheap or element-wise.
+ */
+export const PRECISIONS = ['float32', 'int8'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+export const QUANTIZABLE_ROLES = ['lidar_backbone', 'detection_head'] as const satisfies readonly ModelRole[];
+
 /** A manifest the runtime cannot use; `field` is the dotted path inside it ('' for the file as a whole). */
 export class ManifestError extends Error {
   readonly userFacing = true;
@@ -79,6 +90,8 @@ export interface ModelFileEntry {
   file: string;
   /** Lower-case hex. */
   sha256: string;
+  /** The int8 (QDQ) variant of the same weights (lidar_backbone, detection_head), when the manifest names one. */
+  int8?: ModelFileEntry;
 }
 
 /** One learned channel-reduction pair (codec stage `c<ratio>`): the sender's encoder and the receiver's decoder. */
@@ -124,6 +137,8 @@ export interface PerceptionManifest {
   camera?: CameraModelSettings;
   /** models.motion_predictor, when the manifest ships a learned motion predictor. */
   motionPredictor?: MotionPredictorEntry;
+  /** The precision `models` resolves to: 'float32' as loaded, 'int8' after withPrecision(manifest, 'int8'). */
+  precision: Precision;
 }
 
 /** The learned motion predictor's file and contract (models/README.md, src/prediction). */
@@ -157,6 +172,10 @@ const modelFileSchema = z
   })
   .strict();
 
+// An int8 variant: its file and hash, plus how it was calibrated (a card: not read by the runtime).
+const quantizedFileSchema = modelFileSchema.extend({ calibration: z.record(z.string(), z.unknown()).optional() }).strict();
+const quantizableFileSchema = modelFileSchema.extend({ int8: quantizedFileSchema.optional() }).strict();
+
 const manifestSchema = z.looseObject({
   formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
   modelId: z.string().min(1),
@@ -179,8 +198,8 @@ const manifestSchema = z.looseObject({
   models: z
     .object({
       lidar_pfn: modelFileSchema,
-      lidar_backbone: modelFileSchema,
-      detection_head: modelFileSchema.optional(),
+      lidar_backbone: quantizableFileSchema,
+      detection_head: quantizableFileSchema.optional(),
       fusion_attention: modelFileSchema.optional(),
       camera_backbone: modelFileSchema.optional(),
       camera_lift: modelFileSchema.optional(),
@@ -265,8 +284,10 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
   const dir = path.dirname(path.resolve(source));
   const models: Partial<Record<ModelRole, ModelFileEntry>> = {};
   for (const role of MODEL_ROLES) {
-    const entry = m.models[role];
-    if (entry) models[role] = { file: entry.file, path: path.resolve(dir, entry.file), sha256: entry.sha256.toLowerCase() };
+    const entry: { file: string; sha256: string; int8?: { file: string; sha256: string } } | undefined = m.models[role];
+    if (!entry) continue;
+    models[role] = { file: entry.file, path: path.resolve(dir, entry.file), sha256: entry.sha256.toLowerCase() };
+    if (entry.int8) models[role].int8 = { file: entry.int8.file, path: path.resolve(dir, entry.int8.file), sha256: entry.int8.sha256.toLowerCase() };
   }
   const channelReduction: ChannelReductionEntry[] = [];
   for (const [key, pair] of Object.entries(m.models.channel_reduction ?? {})) {
@@ -298,7 +319,29 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     channelReduction,
     ...(m.models.motion_predictor ? { motionPredictor: motionPredictorEntry(m.models.motion_predictor, dir) } : {}),
     ...(m.camera ? { camera: { ...m.camera, heights: [...m.camera.heights], mean: [...m.camera.mean], std: [...m.camera.std] } } : {}),
+    precision: 'float32',
   };
+}
+
+/**
+ * The manifest with lidar_backbone and detection_head resolved to `precision`. 'int8' needs the backbone's int8
+ * variant (it is what the option is for); a head without one stays float32. Everything else (grid, modelId, the
+ * other models) is unchanged: the int8 backbone computes the same features within its quantisation error, so its
+ * messages stay compatible with float receivers.
+ */
+export function withPrecision(manifest: PerceptionManifest, precision: Precision): PerceptionManifest {
+  if (!PRECISIONS.includes(precision)) throw new ManifestError(manifest.source, '', `precision '${String(precision)}' is not one of ${PRECISIONS.join(', ')}`);
+  if (precision === manifest.precision) return manifest;
+  if (manifest.precision !== 'float32') throw new ManifestError(manifest.source, '', `already resolved to ${manifest.precision}`);
+  if (!manifest.models.lidar_backbone.int8) {
+    throw new ManifestError(manifest.source, 'models.lidar_backbone.int8', 'missing: this manifest ships no int8 backbone (tools/train/quantize.py --install writes one)');
+  }
+  const models = { ...manifest.models };
+  for (const role of QUANTIZABLE_ROLES) {
+    const int8 = manifest.models[role]?.int8;
+    if (int8) models[role] = { ...int8 };
+  }
+  return { ...manifest, models, precision };
 }
 
 function motionPredictorEntry(

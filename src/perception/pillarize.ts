@@ -70,6 +70,14 @@ export interface PillarBatch {
   readonly coords: Int32Array;
   /** [maxPillars]: points kept in each pillar (0 past pillarCount). */
   readonly numPoints: Int32Array;
+  /**
+   * The same kept points' features without padding, [keptPoints, featureCount] in its first rows: pillar p's points
+   * are rows pillarStart[p] .. pillarStart[p + 1] − 1, in slot order. Grow-only: a frame with more kept points
+   * than any before replaces it with a larger buffer (rows past keptPoints are stale).
+   */
+  pointFeatures: Float32Array;
+  /** [maxPillars + 1]: first row of each pillar in pointFeatures; pillarStart[pillarCount] = keptPoints. */
+  readonly pillarStart: Int32Array;
   readonly maxPillars: number;
   readonly maxPointsPerPillar: number;
   readonly featureCount: number;
@@ -131,6 +139,8 @@ export class Pillarizer {
       features: new Float32Array(maxPillars * maxPointsPerPillar * PILLAR_FEATURE_COUNT),
       coords: new Int32Array(maxPillars * 2),
       numPoints: new Int32Array(maxPillars),
+      pointFeatures: new Float32Array(0),
+      pillarStart: new Int32Array(maxPillars + 1),
       maxPillars,
       maxPointsPerPillar,
       featureCount: PILLAR_FEATURE_COUNT,
@@ -209,9 +219,18 @@ export class Pillarizer {
       kept++;
     }
 
+    const batch = this.batch;
+    if (batch.pointFeatures.length < kept * F) {
+      // Grow with headroom so a slowly rising point count does not reallocate every frame.
+      batch.pointFeatures = new Float32Array(Math.min(Math.ceil(kept * 1.25), maxPillars * maxPoints) * F);
+    }
+    const packed = batch.pointFeatures;
+    const pillarStart = batch.pillarStart;
     const zCenter = zMin + (zMax - zMin) / 2;
+    let row = 0;
     for (let p = 0; p < pillarCount; p++) {
       const n = numPoints[p];
+      pillarStart[p] = row;
       const meanX = sumX[p] / n;
       const meanY = sumY[p] / n;
       const meanZ = sumZ[p] / n;
@@ -227,15 +246,28 @@ export class Pillarizer {
         features[base + 7] = px - xCenter;
         features[base + 8] = py - yCenter;
         features[base + 9] = pz - zCenter;
+        // F = 10, spelled out: a subarray per point would allocate 30k views a frame.
+        const dst = row * F;
+        packed[dst] = px;
+        packed[dst + 1] = py;
+        packed[dst + 2] = pz;
+        packed[dst + 3] = features[base + 3];
+        packed[dst + 4] = features[base + 4];
+        packed[dst + 5] = features[base + 5];
+        packed[dst + 6] = features[base + 6];
+        packed[dst + 7] = features[base + 7];
+        packed[dst + 8] = features[base + 8];
+        packed[dst + 9] = features[base + 9];
+        row++;
       }
     }
+    pillarStart[pillarCount] = row;
 
     // Leave the cell map clean for the next frame: only the cells this frame touched.
     for (let p = 0; p < pillarCount; p++) cellToPillar[coords[2 * p] * width + coords[2 * p + 1]] = NO_PILLAR;
     for (let t = 0; t < refused; t++) cellToPillar[refusedCells[t]] = NO_PILLAR;
 
     this.lastPillarCount = pillarCount;
-    const batch = this.batch;
     batch.pillarCount = pillarCount;
     batch.inputPoints = count;
     batch.keptPoints = kept;
@@ -253,6 +285,7 @@ export class Pillarizer {
       const start = p * slot;
       features.fill(0, start, start + numPoints[p] * PILLAR_FEATURE_COUNT);
       numPoints[p] = 0;
+      this.batch.pillarStart[p + 1] = 0;
       coords[2 * p] = 0;
       coords[2 * p + 1] = 0;
       this.sumX[p] = 0;

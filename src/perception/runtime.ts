@@ -29,8 +29,9 @@ import type { Detection } from '../eval/index.ts';
 import { anchorLayout, BOX_CODE_SIZE, type AnchorLayout } from './anchors.ts';
 import { DetectionDecoder } from './decode.ts';
 import { featureShape, gridHeight, gridWidth, type BevGrid } from './grid.ts';
-import { loadManifest, type ModelRole, type PerceptionManifest, type PostprocessSettings } from './manifest.ts';
+import { loadManifest, type ModelRole, type PerceptionManifest, type PostprocessSettings, type Precision, withPrecision } from './manifest.ts';
 import { nmsPerClass } from './nms.ts';
+import { withInputDim } from './onnx-input-dim.ts';
 import { PILLAR_FEATURE_COUNT, Pillarizer, scatterToBev, type PillarBatch } from './pillarize.ts';
 
 export const CUDA_INSTALL_COMMAND = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node';
@@ -98,6 +99,8 @@ export interface SessionLoadOptions {
   threads?: number;
   /** Expected sha256 (hex) of the file; a mismatch is refused. */
   sha256?: string;
+  /** Applied to the file's bytes after the sha256 check, before ONNX Runtime loads them (e.g. withInputDim). */
+  rewrite?: (model: Uint8Array) => Uint8Array;
 }
 
 export interface ModelSession {
@@ -176,7 +179,9 @@ export async function createSession(modelPath: string, opts: SessionLoadOptions 
   }
   const absolute = path.resolve(modelPath);
   const t0 = performance.now();
-  const { bytes, sha256 } = await readModel(absolute, opts.sha256);
+  const read = await readModel(absolute, opts.sha256);
+  const sha256 = read.sha256;
+  const bytes = opts.rewrite ? opts.rewrite(read.bytes) : read.bytes;
 
   const create = async (provider: ExecutionProviderName): Promise<ort.InferenceSession> => {
     try {
@@ -268,6 +273,66 @@ export interface LidarEncoderOptions {
   maxPillars: number;
 }
 
+/**
+ * How the PFN is fed. 'slotted': each pillar padded only to the next power of two of its point count (1, 2, 4, …,
+ * maxPointsPerPillar), one ORT run per slot count; 'padded': every pillar padded to maxPointsPerPillar, as trained.
+ * Both give the same pillar features: the PFN is a max over slots of ReLU(W·x + b), so a pillar's value is the
+ * max over its points and, when it has fewer than maxPointsPerPillar, over one all-zero slot (ReLU(b)), however
+ * many zero slots there are. 'slotted' skips most of the padding (~88 % of the padded input on a 30k-point scan).
+ */
+export type PfnLayout = 'slotted' | 'padded';
+
+export interface LidarEncoderLoadOptions extends Omit<SessionLoadOptions, 'sha256' | 'rewrite'> {
+  /** 'auto' (default): 'slotted' when the model accepts the smaller slot counts, else 'padded'. */
+  pfnLayout?: 'auto' | 'padded';
+}
+
+/** Slot counts of the 'slotted' layout: powers of two below maxPointsPerPillar, then maxPointsPerPillar. */
+export function pfnSlotSizes(maxPointsPerPillar: number): number[] {
+  const sizes: number[] = [];
+  for (let s = 1; s < maxPointsPerPillar; s *= 2) sizes.push(s);
+  sizes.push(maxPointsPerPillar);
+  return sizes;
+}
+
+/**
+ * lidar_pfn once per slot count (pfnSlotSizes): the model itself where its slot axis is dynamic or already that
+ * size, else a session on the same file with that one declared size changed in memory (withInputDim), since ONNX
+ * Runtime refuses a slot count other than a fixed one. Undefined when any fails; the caller stays padded.
+ */
+async function loadSlotPfns(
+  pfn: ModelSession,
+  sizes: readonly number[],
+  sha256: string,
+  opts: Omit<SessionLoadOptions, 'sha256' | 'rewrite'>,
+): Promise<ModelSession[] | undefined> {
+  const sessions: ModelSession[] = [];
+  const release = () => Promise.all(sessions.filter((m) => m !== pfn).map((m) => m.session.release()));
+  for (const size of sizes) {
+    if (acceptsSlots(pfn, size)) {
+      sessions.push(pfn);
+      continue;
+    }
+    try {
+      const rewrite = (bytes: Uint8Array) => withInputDim(bytes, 'pillars', 1, size) ?? bytes;
+      sessions.push(await createSession(pfn.path, { ...opts, device: pfn.provider, sha256, rewrite }));
+    } catch {
+      await release();
+      return undefined;
+    }
+    if (!acceptsSlots(sessions[sessions.length - 1], size)) {
+      await release();
+      return undefined;
+    }
+  }
+  return sessions;
+}
+
+function acceptsSlots(model: ModelSession, size: number): boolean {
+  const shape = tensorShape(model, 'pillars', 'input');
+  return shape.length === 3 && (shape[1] === size || typeof shape[1] === 'string');
+}
+
 /** Points → pillars (TypeScript) → lidar_pfn → scatter (TypeScript) → lidar_backbone → BEV features. */
 export class LidarEncoder {
   readonly grid: BevGrid;
@@ -276,14 +341,34 @@ export class LidarEncoder {
   /** [C, H, W] of the features. */
   readonly featureShape: readonly [number, number, number];
   readonly provider: ExecutionProviderName;
+  readonly pfnLayout: PfnLayout;
+  /** Slot count of each of pfnSlots' sessions ('slotted' layout). */
+  readonly slotSizes: readonly number[];
   private readonly pillarizer: Pillarizer;
   private readonly pillarFeatures: Float32Array;
+  // 'slotted' layout: the pillars regrouped by slot count (grow-only), per pillar its group and row there, and
+  // the value of an all-zero slot, which pillars filling their slots exactly below maxPointsPerPillar lack.
+  private slotted = new Float32Array(0);
+  private slottedOut = new Float32Array(0);
+  private readonly pillarGroup: Uint8Array;
+  private readonly pillarRow: Int32Array;
+  private emptySlot: Float32Array | undefined;
   private readonly canvas: Float32Array;
   private readonly canvasTensor: ort.Tensor;
   private readonly features: Float32Array;
   private readonly featuresTensor: ort.Tensor;
 
-  constructor(grid: BevGrid, pillar: LidarEncoderOptions, readonly pfn: ModelSession, readonly backbone: ModelSession) {
+  /**
+   * `pfnSlots`: the same PFN accepting each of pfnSlotSizes(maxPointsPerPillar) slots (see loadSlotPfns); the
+   * 'slotted' layout is used when it is given, else 'padded'.
+   */
+  constructor(
+    grid: BevGrid,
+    pillar: LidarEncoderOptions,
+    readonly pfn: ModelSession,
+    readonly backbone: ModelSession,
+    readonly pfnSlots?: readonly ModelSession[],
+  ) {
     this.grid = { ...grid };
     this.provider = pfn.provider;
     this.pillarizer = new Pillarizer(grid, pillar);
@@ -301,6 +386,22 @@ export class LidarEncoder {
     expectShape(backbone, 'bev_features', 'output', [1, C, H, W]);
     this.pillarChannels = pillarChannels;
     this.featureShape = [C, H, W];
+    this.slotSizes = pfnSlotSizes(maxPointsPerPillar);
+    if (pfnSlots) {
+      if (pfnSlots.length !== this.slotSizes.length) {
+        throw new PerceptionInputError('pfnSlots.length', pfnSlots.length, `must be ${this.slotSizes.length}, one per slot count ${this.slotSizes.join(', ')}`);
+      }
+      pfnSlots.forEach((m, i) => {
+        expectShape(m, 'pillars', 'input', [null, null, PILLAR_FEATURE_COUNT]);
+        expectShape(m, 'pillar_features', 'output', [null, pillarChannels]);
+        if (!acceptsSlots(m, this.slotSizes[i])) {
+          throw new ModelContractError(m.path, "input 'pillars'", `the point-slot axis (1) must be ${this.slotSizes[i]} or dynamic`);
+        }
+      });
+    }
+    this.pfnLayout = pfnSlots ? 'slotted' : 'padded';
+    this.pillarGroup = new Uint8Array(maxPillars);
+    this.pillarRow = new Int32Array(maxPillars);
 
     this.pillarFeatures = new Float32Array(maxPillars * pillarChannels);
     this.canvas = new Float32Array(pillarChannels * canvasH * canvasW);
@@ -310,17 +411,30 @@ export class LidarEncoder {
   }
 
   /** Loads lidar_pfn and lidar_backbone named by a manifest, checking their sha256. */
-  static async load(manifest: PerceptionManifest, opts: Omit<SessionLoadOptions, 'sha256'> = {}): Promise<LidarEncoder> {
+  static async load(manifest: PerceptionManifest, loadOpts: LidarEncoderLoadOptions = {}): Promise<LidarEncoder> {
+    const { pfnLayout = 'auto', ...opts } = loadOpts;
     const pfn = await createSession(manifest.models.lidar_pfn.path, { ...opts, sha256: manifest.models.lidar_pfn.sha256 });
     return owning([pfn], async () => {
-      // The device is settled by the first model: no second CUDA attempt (or notice) for the second.
-      const backbone = await createSession(manifest.models.lidar_backbone.path, {
-        ...opts,
-        device: pfn.provider,
-        sha256: manifest.models.lidar_backbone.sha256,
-      });
-      return owning([backbone], () => new LidarEncoder(manifest.grid, manifest.pillar, pfn, backbone));
+      const sizes = pfnSlotSizes(manifest.pillar.maxPointsPerPillar);
+      const pfnSlots = pfnLayout === 'padded' ? undefined : await loadSlotPfns(pfn, sizes, manifest.models.lidar_pfn.sha256, opts);
+      const extra = (pfnSlots ?? []).filter((m) => m !== pfn);
+      return owning(extra, () => LidarEncoder.loadBackbone(manifest, opts, pfn, pfnSlots));
     });
+  }
+
+  private static async loadBackbone(
+    manifest: PerceptionManifest,
+    opts: Omit<SessionLoadOptions, 'sha256' | 'rewrite'>,
+    pfn: ModelSession,
+    pfnSlots: readonly ModelSession[] | undefined,
+  ): Promise<LidarEncoder> {
+    // The device is settled by the first model: no second CUDA attempt (or notice) for the second.
+    const backbone = await createSession(manifest.models.lidar_backbone.path, {
+      ...opts,
+      device: pfn.provider,
+      sha256: manifest.models.lidar_backbone.sha256,
+    });
+    return owning([backbone], () => new LidarEncoder(manifest.grid, manifest.pillar, pfn, backbone, pfnSlots));
   }
 
   /** Encodes one point cloud (x, y, z, intensity records in the agent's LiDAR frame; `count` records, default all). */
@@ -336,23 +450,12 @@ export class LidarEncoder {
   /** Encodes an already pillarised frame (a batch from a Pillarizer on this encoder's grid and pillar settings). */
   async encodePillars(batch: PillarBatch, out?: Float32Array): Promise<LidarEncoding> {
     const [C, H, W] = this.featureShape;
-    if (batch.maxPointsPerPillar !== this.pillarizer.maxPointsPerPillar || batch.featureCount !== PILLAR_FEATURE_COUNT) {
-      throw new PerceptionInputError('batch', `${batch.maxPointsPerPillar} points × ${batch.featureCount} features`, `must be ${this.pillarizer.maxPointsPerPillar} × ${PILLAR_FEATURE_COUNT}`);
-    }
-    if (batch.pillarCount > this.pillarizer.maxPillars) {
-      throw new PerceptionInputError('batch.pillarCount', batch.pillarCount, `exceeds the encoder's maxPillars ${this.pillarizer.maxPillars}`);
-    }
+    this.checkBatch(batch);
     if (out && out.length !== C * H * W) throw new PerceptionInputError('out.length', out.length, `must be C × H × W = ${C} × ${H} × ${W}`);
-    const P = batch.pillarCount;
     const Cp = this.pillarChannels;
 
     let t = performance.now();
-    if (P > 0) {
-      const slot = batch.maxPointsPerPillar * PILLAR_FEATURE_COUNT;
-      const pillars = new ort.Tensor('float32', batch.features.subarray(0, P * slot), [P, batch.maxPointsPerPillar, PILLAR_FEATURE_COUNT]);
-      const fetch = new ort.Tensor('float32', this.pillarFeatures.subarray(0, P * Cp), [P, Cp]);
-      await this.pfn.session.run({ pillars }, { pillar_features: fetch });
-    }
+    await this.runPfn(batch);
     const pfn = elapsed(t);
 
     t = performance.now();
@@ -370,8 +473,108 @@ export class LidarEncoder {
     return { features, pillars: batch, timings: { pfn, scatter, backbone } };
   }
 
+  private checkBatch(batch: PillarBatch): void {
+    if (batch.maxPointsPerPillar !== this.pillarizer.maxPointsPerPillar || batch.featureCount !== PILLAR_FEATURE_COUNT) {
+      throw new PerceptionInputError('batch', `${batch.maxPointsPerPillar} points × ${batch.featureCount} features`, `must be ${this.pillarizer.maxPointsPerPillar} × ${PILLAR_FEATURE_COUNT}`);
+    }
+    if (batch.pillarCount > this.pillarizer.maxPillars) {
+      throw new PerceptionInputError('batch.pillarCount', batch.pillarCount, `exceeds the encoder's maxPillars ${this.pillarizer.maxPillars}`);
+    }
+  }
+
+  /**
+   * Only the PFN, in this encoder's layout: the [pillarCount, C] pillar features of a batch, a view of the
+   * encoder's own buffer that the next call overwrites.
+   */
+  async pillarFeaturesOf(batch: PillarBatch): Promise<Float32Array> {
+    this.checkBatch(batch);
+    await this.runPfn(batch);
+    return this.pillarFeatures.subarray(0, batch.pillarCount * this.pillarChannels);
+  }
+
+  private async runPfn(batch: PillarBatch): Promise<void> {
+    const P = batch.pillarCount;
+    const Cp = this.pillarChannels;
+    if (P > 0 && this.pfnSlots) {
+      await this.runSlottedPfn(this.pfnSlots, batch);
+    } else if (P > 0) {
+      const slot = batch.maxPointsPerPillar * PILLAR_FEATURE_COUNT;
+      const pillars = new ort.Tensor('float32', batch.features.subarray(0, P * slot), [P, batch.maxPointsPerPillar, PILLAR_FEATURE_COUNT]);
+      const fetch = new ort.Tensor('float32', this.pillarFeatures.subarray(0, P * Cp), [P, Cp]);
+      await this.pfn.session.run({ pillars }, { pillar_features: fetch });
+    }
+  }
+
+  // Pillars grouped by the next slot count ≥ their point count, zero-padded to it, one ORT run per group; then
+  // each pillar's row, raised to the zero slot's value where the group had no padding to give it (n = S < 32).
+  private async runSlottedPfn(models: readonly ModelSession[], batch: PillarBatch): Promise<void> {
+    const C = this.pillarChannels;
+    const F = PILLAR_FEATURE_COUNT;
+    const sizes = this.slotSizes;
+    const G = sizes.length;
+    const maxPoints = batch.maxPointsPerPillar;
+    const { pillarCount: P, pillarStart, pointFeatures } = batch;
+    const { pillarGroup, pillarRow } = this;
+    if (!this.emptySlot) {
+      // An all-zero slot: W·0 = 0 exactly, so this is ReLU(b), what a padded slot contributes.
+      const zero = new ort.Tensor('float32', new Float32Array(F), [1, 1, F]);
+      const slotOut = await models[0].session.run({ pillars: zero });
+      this.emptySlot = Float32Array.from(slotOut.pillar_features.data as Float32Array);
+    }
+    const emptySlot = this.emptySlot;
+
+    const rows = new Array<number>(G).fill(0);
+    for (let p = 0; p < P; p++) {
+      const n = pillarStart[p + 1] - pillarStart[p];
+      let g = 0;
+      while (sizes[g] < n) g++;
+      pillarGroup[p] = g;
+      pillarRow[p] = rows[g]++;
+    }
+    // Group g's input starts at inStart[g] floats, its output at outStart[g].
+    const inStart = new Array<number>(G + 1).fill(0);
+    const outStart = new Array<number>(G + 1).fill(0);
+    for (let g = 0; g < G; g++) {
+      inStart[g + 1] = inStart[g] + rows[g] * sizes[g] * F;
+      outStart[g + 1] = outStart[g] + rows[g] * C;
+    }
+    if (this.slotted.length < inStart[G]) this.slotted = new Float32Array(Math.ceil(inStart[G] * 1.25));
+    if (this.slottedOut.length < outStart[G]) this.slottedOut = new Float32Array(Math.ceil(outStart[G] * 1.25));
+    const slotted = this.slotted;
+    for (let p = 0; p < P; p++) {
+      const g = pillarGroup[p];
+      const dst = inStart[g] + pillarRow[p] * sizes[g] * F;
+      const from = pillarStart[p] * F, to = pillarStart[p + 1] * F;
+      // Element loops, not set(subarray): a view per pillar would allocate thousands of objects a frame.
+      let d = dst;
+      for (let i = from; i < to; i++) slotted[d++] = pointFeatures[i];
+      for (const end = dst + sizes[g] * F; d < end; d++) slotted[d] = 0;
+    }
+    for (let g = 0; g < G; g++) {
+      if (rows[g] === 0) continue;
+      const pillars = new ort.Tensor('float32', slotted.subarray(inStart[g], inStart[g + 1]), [rows[g], sizes[g], F]);
+      const fetch = new ort.Tensor('float32', this.slottedOut.subarray(outStart[g], outStart[g + 1]), [rows[g], C]);
+      await models[g].session.run({ pillars }, { pillar_features: fetch });
+    }
+    const out = this.pillarFeatures, res = this.slottedOut;
+    for (let p = 0, o = 0; p < P; p++, o += C) {
+      const g = pillarGroup[p];
+      const src = outStart[g] + pillarRow[p] * C;
+      const n = pillarStart[p + 1] - pillarStart[p];
+      if (n < maxPoints && n === sizes[g]) {
+        for (let c = 0; c < C; c++) {
+          const v = res[src + c];
+          out[o + c] = v > emptySlot[c] ? v : emptySlot[c];
+        }
+      } else {
+        for (let c = 0; c < C; c++) out[o + c] = res[src + c];
+      }
+    }
+  }
+
   async dispose(): Promise<void> {
     await this.pfn.session.release();
+    for (const m of this.pfnSlots ?? []) if (m !== this.pfn) await m.session.release();
     await this.backbone.session.release();
   }
 }
@@ -524,6 +727,9 @@ function requireModel(manifest: PerceptionManifest, role: ModelRole): { path: st
 export interface PerceptionModelsOptions {
   device?: DeviceOption;
   threads?: number;
+  /** 'int8': the manifest's int8 LiDAR backbone and detection head (models/README.md, "int8 variant"); their
+   * features are the float ones within quantisation error, so float and int8 agents fuse. Default float32. */
+  precision?: Precision;
 }
 
 /**
@@ -555,7 +761,8 @@ export class PerceptionModels {
   }
 
   static async load(manifestOrPath: string | PerceptionManifest, opts: PerceptionModelsOptions = {}): Promise<PerceptionModels> {
-    const manifest = typeof manifestOrPath === 'string' ? await loadManifest(manifestOrPath) : manifestOrPath;
+    const given = typeof manifestOrPath === 'string' ? await loadManifest(manifestOrPath) : manifestOrPath;
+    const manifest = opts.precision ? withPrecision(given, opts.precision) : given;
     const lidar = await LidarEncoder.load(manifest, opts);
     const settled = { device: lidar.provider, threads: opts.threads };
     const loaded: (LidarEncoder | DetectionHead | FusionAttention)[] = [lidar];

@@ -30,6 +30,7 @@ import {
   channelReductionRatios,
   describeFeatureGrid,
   featureShape,
+  type Precision,
 } from '../perception/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
@@ -86,6 +87,8 @@ export interface AgentNodeOptions {
   models: string;
   device?: DeviceOption;
   threads?: number;
+  /** float32 (default) or int8: the manifest's int8 backbone and head (PerceptionModelsOptions.precision). */
+  precision?: Precision;
   skipMissing?: boolean;
   /** Send the GPS-noisy pose the dataset records (what a real agent knows) instead of the true one. */
   noisyPoses?: boolean;
@@ -168,7 +171,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
 
   const modality = o.modality ?? 'lidar';
   if (modality !== 'lidar' && o.mode === 'early') throw new AgentNodeError(`--modality ${modality}: early fusion sends LiDAR points; use intermediate, hybrid or late`);
-  const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
+  const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads, precision: o.precision });
   if (models.notice) log(models.notice);
   // Camera agents: the manifest's camera encoder beside the LiDAR one (loadPoints is then not called for 'camera').
   let camera: CameraEncoder | undefined;

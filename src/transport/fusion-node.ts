@@ -26,7 +26,7 @@ import {
   signMessage,
   wire,
 } from '../messages/index.ts';
-import { ChannelReducer, type DeviceOption, PerceptionModels, channelReductionRatios, describeFeatureGrid, featureShape } from '../perception/index.ts';
+import { ChannelReducer, type DeviceOption, PerceptionModels, type Precision, channelReductionRatios, describeFeatureGrid, featureShape } from '../perception/index.ts';
 import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, TrackedScene, type TrajectoryPredictor } from '../prediction/index.ts';
 import { MultiObjectTracker, type MotionModel } from '../tracking/index.ts';
 import { MqttLink } from './mqtt-link.ts';
@@ -70,6 +70,8 @@ export interface FusionNodeOptions {
   models: string;
   device?: DeviceOption;
   threads?: number;
+  /** float32 (default) or int8: the manifest's int8 backbone and head (PerceptionModelsOptions.precision). */
+  precision?: Precision;
   /** How long an ego frame waits for collaborators after it arrived, ms. */
   deadlineMs: number;
   /** Collaborators to wait for; others are fused when they happen to be there in time. Default: every agent whose
@@ -174,7 +176,7 @@ function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null
 /** Runs until the signal aborts (or, with exitWhenEgoOffline, until the ego's replay ends). */
 export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSummary> {
   const log = o.log ?? (() => {});
-  const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads });
+  const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads, precision: o.precision });
   if (models.notice) log(models.notice);
   if (!models.head) throw new FusionNodeError(`${o.models}: the manifest names no detection_head model`);
   const combine = o.combine ?? (models.attention ? 'attention' : 'max');

@@ -52,6 +52,8 @@ export interface RunOptions {
   models: string;
   device?: string;
   threads?: number;
+  /** Every node's model precision (agent and fusion --precision): float32 (default) or int8. */
+  precision?: 'float32' | 'int8';
   deadlineMs?: number;
   skipMissing?: boolean;
   noisyPoses?: boolean;
@@ -197,7 +199,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       trustArgs = ['--trust', trustPath, '--require-signatures'];
     }
 
-    const common = ['--broker', brokerUrl, '--session', session, '--models', o.models, ...(o.device ? ['--device', o.device] : [])];
+    const common = ['--broker', brokerUrl, '--session', session, '--models', o.models, ...(o.device ? ['--device', o.device] : []), ...(o.precision ? ['--precision', o.precision] : [])];
     const deadlineMs = o.deadlineMs ?? (o.rateHz > 0 ? 200 : 10_000);
     const fusionMode = o.mode;
     const fusionSummary = join(work, 'fusion.json');

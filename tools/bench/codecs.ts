@@ -13,7 +13,7 @@ export const POINT_CODECS = ['1cm+deflate'] as const;
 
 export async function runCodecs(o: BenchOptions): Promise<SectionResult> {
   const frames = await loadFrames(o);
-  const models = await PerceptionModels.load(o.models, { device: o.device, threads: 1 });
+  const models = await PerceptionModels.load(o.models, { device: o.device, threads: 1, precision: o.precision });
   const [C, H, W] = featureShape(models.grid);
   const capabilities = { channelReductionRatios: channelReductionRatios(models.manifest) };
   const reducer = capabilities.channelReductionRatios.includes(16) ? await ChannelReducer.load(models.manifest, 16, { device: models.provider, threads: 1 }) : undefined;

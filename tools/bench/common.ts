@@ -13,6 +13,8 @@ export interface BenchOptions {
   outDir: string;
   models: string;
   device: 'cpu' | 'cuda' | 'auto';
+  /** Model precision of every section that loads the perception models (PerceptionModelsOptions.precision). */
+  precision: 'float32' | 'int8';
   /** Memory section: frames per process. */
   frames: number;
   log: (line: string) => void;

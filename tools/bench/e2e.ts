@@ -15,7 +15,7 @@ export async function runEndToEnd(o: BenchOptions): Promise<SectionResult> {
   for (const [name, rateHz, preencodeCollaborators] of [['paced10Hz', 10, false], ['lockstep', 0, false], ['paced10HzOwnComputers', 10, true]] as const) {
     o.log(`e2e: v2xfuse run ${root} --rate ${rateHz}${preencodeCollaborators ? ' --preencode-collaborators' : ''} (${frames} frames, ${seq.agents.length} agents)`);
     const report = await runDeployment({
-      dataset: root, mode: 'intermediate', broker: 'embedded', rateHz, preencodeCollaborators, models: o.models, device: o.device, threads: 1,
+      dataset: root, mode: 'intermediate', broker: 'embedded', rateHz, preencodeCollaborators, models: o.models, device: o.device, precision: o.precision, threads: 1,
       log: (line) => o.log(`  ${line}`),
     });
     const lat = Object.fromEntries(

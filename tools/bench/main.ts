@@ -1,7 +1,7 @@
 // `npm run bench`: the benchmark tables of v2xfuse on fixed simulated sequences. Writes OUT/results.json and
 // OUT/results.md (targets beside the measured medians) and prints the Markdown.
 //   npm run bench [-- --quick] [--only stages,graphs,e2e,throughput,workers,mqtt,codecs,torch,memory] [--frames N] [--out DIR]
-//                 [--models models/manifest.json] [--device cpu|cuda|auto]
+//                 [--models models/manifest.json] [--device cpu|cuda|auto] [--precision float32|int8]
 // --quick: few frames per section, for a smoke run (about 2 minutes); numbers from it are not worth quoting.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -38,22 +38,25 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'out/bench' },
     models: { type: 'string', default: 'models/manifest.json' },
     device: { type: 'string', default: 'cpu' },
+    precision: { type: 'string', default: 'float32' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'npm run bench [-- --quick] [--only SECTIONS] [--frames N] [--out DIR] [--models FILE] [--device cpu|cuda|auto]\n' +
+    'npm run bench [-- --quick] [--only SECTIONS] [--frames N] [--out DIR] [--models FILE] [--device cpu|cuda|auto] [--precision float32|int8]\n' +
       `  --only      comma-separated sections, in this order: ${SECTIONS.join(', ')} (default: all)\n` +
       '  --quick     few frames per section (a smoke run, not numbers to quote)\n' +
       '  --frames N  frames per process in the memory section (default 2000, 200 with --quick)\n' +
-      '  --out DIR   cache and results folder (default out/bench: results.json, results.md)\n',
+      '  --out DIR   cache and results folder (default out/bench: results.json, results.md)\n' +
+      '  --precision float32 (default) or int8: the manifest\'s int8 LiDAR backbone and detection head\n',
   );
   process.exit(0);
 }
 const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : [...SECTIONS];
 for (const s of only) if (!SECTIONS.includes(s as SectionName)) usage(`--only ${s}: no such section (sections: ${SECTIONS.join(', ')})`);
 if (!['cpu', 'cuda', 'auto'].includes(values.device!)) usage(`--device ${values.device}: must be cpu, cuda or auto`);
+if (!['float32', 'int8'].includes(values.precision!)) usage(`--precision ${values.precision}: must be float32 or int8`);
 const frames = values.frames === undefined ? (values.quick ? 200 : 2000) : Number(values.frames);
 if (!Number.isInteger(frames) || frames < 20) usage(`--frames ${values.frames}: must be an integer ≥ 20`);
 
@@ -64,6 +67,7 @@ const options: BenchOptions = {
   outDir,
   models: values.models!,
   device: values.device as BenchOptions['device'],
+  precision: values.precision as BenchOptions['precision'],
   frames,
   log: (line) => process.stderr.write(`${line}\n`),
 };
@@ -72,7 +76,7 @@ const results: Record<string, unknown> = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, ''),
   date: new Date().toISOString(),
   quick: options.quick,
-  machine: { ...machine(), onnxruntime: ort.env.versions.node ?? ort.env.versions.common, device: options.device },
+  machine: { ...machine(), onnxruntime: ort.env.versions.node ?? ort.env.versions.common, device: options.device, precision: options.precision },
   sections: {} as Record<string, SectionResult>,
 };
 const sections = results.sections as Record<string, SectionResult>;

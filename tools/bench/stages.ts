@@ -38,7 +38,7 @@ export async function loadFrames(o: BenchOptions): Promise<LoadedFrame[]> {
 export async function runStages(o: BenchOptions): Promise<SectionResult> {
   const frames = await loadFrames(o);
   const iterations = o.quick ? frames.length : 2 * frames.length;
-  const models = await PerceptionModels.load(o.models, { device: o.device });
+  const models = await PerceptionModels.load(o.models, { device: o.device, precision: o.precision });
   const manifest = models.manifest;
   const predictor = manifest.motionPredictor ? await MotionPredictor.fromEntry(manifest.motionPredictor, { device: models.provider }) : undefined;
   const agent = new AgentPipeline(models);
@@ -120,7 +120,7 @@ export async function runStages(o: BenchOptions): Promise<SectionResult> {
     }
     // ONNX Runtime's intra-op threads: its default (one per physical core) against one, interleaved frame by frame
     // on the 30k-point frame, so both see the same machine load.
-    const single = await PerceptionModels.load(o.models, { device: o.device, threads: 1 });
+    const single = await PerceptionModels.load(o.models, { device: o.device, threads: 1, precision: o.precision });
     try {
       for (let it = 0; it < iterations; it++) {
         const thin = thinCloud(frames[it % frames.length].agents[0].points, 30_000);

@@ -12,7 +12,7 @@ export const FUSION_AGENT_COUNTS = [1, 2, 4, 8, 16] as const;
 
 export async function runThroughput(o: BenchOptions): Promise<SectionResult> {
   const frames = await loadFrames(o);
-  const models = await PerceptionModels.load(o.models, { device: o.device, threads: 1 });
+  const models = await PerceptionModels.load(o.models, { device: o.device, threads: 1, precision: o.precision });
   const predictor = models.manifest.motionPredictor ? await MotionPredictor.fromEntry(models.manifest.motionPredictor, { device: models.provider, threads: 1 }) : undefined;
   try {
     const agent = new AgentPipeline(models);
