@@ -36,6 +36,26 @@ export interface ConsistencyOptions {
   ghost?: GhostCheckOptions;
   /** Run the agreement test (false: the free-space test alone). Default true. */
   agreement?: boolean;
+  /**
+   * Feature modes: how a collaborator's claims are found. 'own-map': a head pass over its map alone, judged by the
+   * free-space test. 'leave-one-out': the fused result with and without it (attributeToCollaborator). 'both'.
+   * Default: see DEFAULT_CONSISTENCY.
+   */
+  featureTest?: FeatureTest;
+  /** The leave-one-out test's settings. */
+  leaveOneOut?: LeaveOneOutOptions;
+}
+
+export type FeatureTest = 'own-map' | 'leave-one-out' | 'both';
+
+export interface LeaveOneOutOptions {
+  /** A fused detection is judged from this score (a pasted car comes out of the fusion weaker than a seen one). */
+  minScore?: number;
+  /** It is the collaborator's when without it no detection within matchDistanceM (consistency's) scores at least
+   * this much less. Default 0.2. */
+  minGain?: number;
+  /** The collaborator is excluded when more of its detections than this lie in the ego's free space. */
+  maxContradictions?: number;
 }
 
 export const DEFAULT_CONSISTENCY: Readonly<Required<ConsistencyOptions>> = Object.freeze({
@@ -46,6 +66,8 @@ export const DEFAULT_CONSISTENCY: Readonly<Required<ConsistencyOptions>> = Objec
   minScore: 0.3,
   ghost: DEFAULT_GHOST_CHECK,
   agreement: true,
+  featureTest: 'own-map',
+  leaveOneOut: Object.freeze({ minScore: 0.2, minGain: 0.2, maxContradictions: 1 }),
 });
 
 /** One agent's view: its detections and its position, both in the ego frame. */
@@ -74,6 +96,9 @@ export interface ConsistencyVerdict {
   exclude: boolean;
   /** Why it is excluded: its objects lie in the ego's free space, or the others do not confirm them. */
   reason?: 'free-space' | 'unconfirmed';
+  /** Leave-one-out (feature modes): scores of the fused detections that exist only with it and lie in the ego's
+   * free space. */
+  attributed?: number[];
 }
 
 function near(d: Detection, list: readonly Detection[], r2: number, minScore: number): boolean {
@@ -160,4 +185,29 @@ export function filterConsistent<T extends AgentView>(ego: AgentView, collaborat
     kept: kept.map((c) => (verdicts[collaborators.indexOf(c)]!.contradictions > 0 ? { ...c, detections: c.detections.filter((d) => !contradictsFreeSpace(map, d, ghost)) } : c)),
     verdicts,
   };
+}
+
+/**
+ * Leave-one-out attribution (CP-Guard's comparison of the fused result with and without a collaborator, here
+ * judged by the ego's free space instead of a learned consensus): the fused detections `withAll` (ego frame) that
+ * the fusion without the collaborator (`without`) does not have, or has with at least minGain less score, and that
+ * the ego's free space contradicts. Those detections of `withAll`, highest score first. What the collaborator's own map yields alone
+ * misses a pasted feature patch: alone it is a weak car, fused with the ego's empty cells it can still come out as
+ * one, and only the comparison of the two fusions shows whose it is.
+ */
+export function attributeToCollaborator(map: FreeSpaceMap, withAll: readonly Detection[], without: readonly Detection[], opts: ConsistencyOptions = {}): Detection[] {
+  const o = { ...DEFAULT_CONSISTENCY.leaveOneOut, ...opts.leaveOneOut } as Required<LeaveOneOutOptions>;
+  const ghost = { ...DEFAULT_GHOST_CHECK, ...opts.ghost, minScore: o.minScore };
+  const r2 = (opts.matchDistanceM ?? DEFAULT_CONSISTENCY.matchDistanceM) ** 2;
+  const out: Detection[] = [];
+  for (const d of withAll) {
+    if (d.score < o.minScore || !contradictsFreeSpace(map, d, ghost)) continue;
+    let before = 0;
+    for (const w of without) {
+      const dx = w.box.x - d.box.x, dy = w.box.y - d.box.y;
+      if (dx * dx + dy * dy <= r2 && w.score > before) before = w.score;
+    }
+    if (d.score - before >= o.minGain) out.push(d);
+  }
+  return out.sort((a, b) => b.score - a.score);
 }

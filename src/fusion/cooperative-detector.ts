@@ -19,7 +19,7 @@ import { ChannelReducer, describeFeatureGrid, featureShape, type PerceptionModel
 import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { MultiObjectTracker, type Track } from '../tracking/index.ts';
-import { type ConsistencyOptions, type ConsistencyVerdict, filterConsistent } from './consistency.ts';
+import { type ConsistencyOptions, type ConsistencyVerdict, DEFAULT_CONSISTENCY, attributeToCollaborator, filterConsistent } from './consistency.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
 import { type FreeSpaceMap, DEFAULT_GHOST_CHECK, FreeSpaceBuilder, contradictsFreeSpace, freeSpaceGrid } from './free-space.ts';
 import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
@@ -108,8 +108,10 @@ export interface CooperativeDetectorOptions {
    * are what the detection head finds on its map alone (one more head pass per collaborator, on the map as decoded
    * in its own frame, the boxes then moved into the ego frame), plus
    * hybrid's object list, and only the free-space test runs (its agreement would need the ego's own head pass too,
-   * and honest single-agent lists agree too little to tell much). An excluded collaborator contributes nothing that
-   * frame (FrameLinks.skipped reason 'inconsistent'). Not for none or early.
+   * and honest single-agent lists agree too little to tell much). With featureTest 'leave-one-out' (or 'both') the
+   * feature modes also fuse once more without each collaborator and blame it for the fused detections in the ego's
+   * free space that exist only with it (consistency.ts attributeToCollaborator). An excluded collaborator
+   * contributes nothing that frame (FrameLinks.skipped reason 'inconsistent'). Not for none or early.
    */
   consistencyCheck?: boolean | ConsistencyOptions;
   /**
@@ -140,7 +142,7 @@ export interface CooperativeDetection {
   /** Agents whose features went into the fusion, ego first. */
   agents: string[];
   /** Summed over agents for the per-agent stages. */
-  timings: StageTimings & { warp?: number; objectCodec?: number; lateFusion?: number; pointCodec?: number; merge?: number; featureCodec?: number; freeSpace?: number; consistencyHead?: number; consistency?: number };
+  timings: StageTimings & { warp?: number; objectCodec?: number; lateFusion?: number; pointCodec?: number; merge?: number; featureCodec?: number; freeSpace?: number; consistencyHead?: number; consistency?: number; consistencyFusion?: number };
   /**
    * The bytes of each agent's message this frame, by agent id, for the messages fused. late and early: the
    * ObjectList or PointCloudFrame with its header, unsigned, as encodeMessage writes it, the ego's own included
@@ -160,6 +162,13 @@ export class FusionConfigError extends Error {
     super(message);
     this.name = 'FusionConfigError';
   }
+}
+
+/** Moves a collaborator the consistency check excludes from used to skipped ('inconsistent'). */
+function markInconsistent(info: FrameLinks, id: string): void {
+  info.used = info.used.filter((x) => x !== id);
+  delete info.ageMs[id];
+  info.skipped.push({ agentId: id, reason: 'inconsistent' });
 }
 
 function poseOf(agent: AgentFrame, noisy: boolean): Mat4 {
@@ -244,6 +253,8 @@ export class CooperativeDetector {
   /** consistencyCheck: the ego's free-space map, rebuilt each frame in its buffers. */
   private readonly freeSpace: FreeSpaceBuilder | undefined;
   private readonly consistency: ConsistencyOptions | undefined;
+  /** This frame's free-space map, as keepConsistent built it (undefined: no check, or a camera-only ego). */
+  private frameFreeSpace: FreeSpaceMap | undefined;
 
   /** This frame's sensors per agent (null: left out), when opts.sensors is given. */
   private framePlan: Map<string, SensorModality | null> | undefined;
@@ -310,11 +321,13 @@ export class CooperativeDetector {
     // A camera-only ego has no LiDAR to see free space with: the agreement test alone (late), or nothing.
     const ownLidar = (this.framePlan?.get(ego.agentId) ?? 'lidar') !== 'camera';
     const map: FreeSpaceMap | undefined = ownLidar ? this.freeSpace!.build(await ego.loadPoints()) : undefined;
+    this.frameFreeSpace = map;
     addTimings(timings, { freeSpace: performance.now() - t });
+    const ownMap = (this.consistency.featureTest ?? DEFAULT_CONSISTENCY.featureTest) !== 'leave-one-out';
     const views: { id: string; detections: Detection[]; x: number; y: number; r: Received }[] = [];
     for (const r of used) {
       let detections = r.objects ?? [];
-      if (r.senderFeatures) {
+      if (r.senderFeatures && ownMap) {
         // On the map in the sender's frame, then the boxes moved: the head was trained on maps in their own frame
         // (on a map warped into the ego frame it found a third of the cars on the fixture), and the boxes are
         // what the warped map carries to the fusion.
@@ -330,16 +343,57 @@ export class CooperativeDetector {
     const o: ConsistencyOptions = features ? { ...this.consistency, agreement: false } : this.consistency;
     const { kept, verdicts } = filterConsistent({ id: ego.agentId, detections: egoObjects ?? [], x: 0, y: 0, freeSpace: map }, views, o);
     info.consistency = verdicts;
-    for (const v of verdicts) {
-      if (!v.exclude) continue;
-      info.used = info.used.filter((id) => id !== v.id);
-      delete info.ageMs[v.id];
-      info.skipped.push({ agentId: v.id, reason: 'inconsistent' });
-    }
+    for (const v of verdicts) if (v.exclude) markInconsistent(info, v.id);
     const ghost = { ...DEFAULT_GHOST_CHECK, ...this.consistency.ghost };
     const out = kept.map(({ r }) => (map && r.objects ? { ...r, objects: r.objects.filter((d) => !contradictsFreeSpace(map, d, ghost)) } : r));
     addTimings(timings, { consistency: performance.now() - t });
     return out;
+  }
+
+  /**
+   * Feature modes, featureTest 'leave-one-out' / 'both': one more fusion and head pass without each collaborator;
+   * those blamed for more than maxContradictions fused detections in the ego's free space are left out, and the
+   * fusion without them is what the frame reports. A kept collaborator's blamed detections (the tolerated few) are
+   * dropped from it, as filterConsistent drops a kept list's objects in free space. Fills `info` (verdicts'
+   * `attributed` scores, exclusions).
+   */
+  private async leaveOneOut(
+    used: Received[], withAll: Detection[], info: FrameLinks, timings: Timings,
+    fuseWithout: (rest: Received[]) => Promise<Detection[]>,
+  ): Promise<{ used: Received[]; detections: Detection[] }> {
+    const test = this.consistency?.featureTest ?? DEFAULT_CONSISTENCY.featureTest;
+    const map = this.frameFreeSpace;
+    if (!this.consistency || test === 'own-map' || !map || used.length === 0) return { used, detections: withAll };
+    const t = performance.now();
+    const max = this.consistency.leaveOneOut?.maxContradictions ?? DEFAULT_CONSISTENCY.leaveOneOut.maxContradictions!;
+    const excluded: { r: Received; without: Detection[] }[] = [];
+    const blamed: Detection[] = [];
+    for (const r of used) {
+      const without = await fuseWithout(used.filter((x) => x !== r));
+      const attributed = attributeToCollaborator(map, withAll, without, this.consistency);
+      const id = r.link.agent.agentId;
+      const v = info.consistency?.find((x) => x.id === id);
+      if (v) v.attributed = attributed.map((d) => d.score);
+      if (attributed.length <= max) {
+        blamed.push(...attributed);
+        continue;
+      }
+      excluded.push({ r, without });
+      if (v) Object.assign(v, { exclude: true, reason: 'free-space' });
+      markInconsistent(info, id);
+    }
+    let detections = withAll;
+    if (excluded.length > 0) {
+      used = used.filter((r) => !excluded.some((e) => e.r === r));
+      detections = excluded.length === 1 ? excluded[0]!.without : await fuseWithout(used);
+    }
+    if (blamed.length > 0) {
+      // By position: after an exclusion the detections are another fusion's objects.
+      const r2 = (this.consistency.matchDistanceM ?? DEFAULT_CONSISTENCY.matchDistanceM) ** 2;
+      detections = detections.filter((d) => !blamed.some((b) => (b.box.x - d.box.x) ** 2 + (b.box.y - d.box.y) ** 2 <= r2 && d.score <= b.score));
+    }
+    addTimings(timings, { consistencyFusion: performance.now() - t });
+    return { used, detections };
   }
 
   private buffer(list: Float32Array[], k: number, size: number): Float32Array {
@@ -596,13 +650,13 @@ export class CooperativeDetector {
       }
       received.push({ link, bytes, objects, features: w.features, mask: w.mask, senderFeatures: features, moved });
     }
-    const used = await this.keepConsistent(ego, await this.choose(received, egoPose, info, frame.index), info, timings, undefined);
+    let used = await this.keepConsistent(ego, await this.choose(received, egoPose, info, frame.index), info, timings, undefined);
 
     const egoEnc = await this.encodeAgent(ego, this.buffer(this.encoded, 0, size));
     addTimings(timings, egoEnc.timings);
     droppedPillars += egoEnc.pillars.droppedPillars;
     const method = hybrid ? (this.models.attention ? 'attention' : 'max') : this.mode;
-    const fuseAndDetect = async (maps: Float32Array[], masks: (Float32Array | null)[], late: Detection[][]): Promise<Detection[]> => {
+    const fuseAndDetect = async (maps: Float32Array[], masks: (Float32Array | null)[], late: Detection[][], timings: Timings): Promise<Detection[]> => {
       let bev: Float32Array;
       if (maps.length === 1) {
         bev = maps[0];
@@ -625,7 +679,12 @@ export class CooperativeDetector {
       addTimings(timings, { lateFusion: performance.now() - t });
       return merged;
     };
-    const asReceived = await fuseAndDetect([egoEnc.features, ...used.map((r) => r.features!)], [null, ...used.map((r) => r.mask!)], used.map((r) => r.objects ?? []));
+    const fuseReceived = (rs: Received[], t: Timings) => fuseAndDetect([egoEnc.features, ...rs.map((r) => r.features!)], [null, ...rs.map((r) => r.mask!)], rs.map((r) => r.objects ?? []), t);
+    let asReceived = await fuseReceived(used, timings);
+    // Its passes' stage timings kept apart: they are the check's cost, reported as consistencyFusion.
+    const checked = await this.leaveOneOut(used, asReceived, info, timings, (rest) => fuseReceived(rest, {}));
+    used = checked.used;
+    asReceived = checked.detections;
     let detections = asReceived;
     if (used.some((r) => r.moved)) {
       // A second fusion and head pass, over the maps with their moving objects moved: what is reported.
@@ -633,6 +692,7 @@ export class CooperativeDetector {
         [egoEnc.features, ...used.map((r) => r.moved?.features ?? r.features!)],
         [null, ...used.map((r) => r.moved?.mask ?? r.mask!)],
         used.map((r) => r.moved?.objects ?? r.objects ?? []),
+        timings,
       );
     }
     if (compensate) this.trackFused(frame, ego.agentId, seq, egoPose, asReceived);

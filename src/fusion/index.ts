@@ -15,7 +15,7 @@ export {
   FusionConfigError,
 } from './cooperative-detector.ts';
 export { meanFuse } from './mean-fusion.ts';
-export { type AgentView, type ConsistencyOptions, type ConsistencyVerdict, DEFAULT_CONSISTENCY, checkConsistency, filterConsistent } from './consistency.ts';
+export { type AgentView, type ConsistencyOptions, type ConsistencyVerdict, type FeatureTest, type LeaveOneOutOptions, DEFAULT_CONSISTENCY, attributeToCollaborator, checkConsistency, filterConsistent } from './consistency.ts';
 export {
   type FootprintCount,
   type FreeSpaceGrid,

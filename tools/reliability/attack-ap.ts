@@ -16,6 +16,10 @@
 // (a head pass over each collaborator's aligned map alone, judged against the ego's free space).
 //
 //   npx tsx tools/reliability/attack-ap.ts --dataset /tmp/v2x/test/intersection-s102 --frames 20 --ego 100 --attacker 101 --fusion attention
+//
+// --feature-test own-map|leave-one-out|both picks the feature check (consistency.ts featureTest; leave-one-out: the
+// fused result with and without each collaborator), --patch-scale S pastes louder patches (S × the car's values),
+// --skip-baseline leaves out the rows without attack, --ghosts '' keeps only them.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,7 +27,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type CooperativeFrame, type CooperativeSequence, openDataset } from '../../src/datasets/index.ts';
 import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../../src/eval/index.ts';
-import { type ConsistencyOptions, type FusionMode, type WireFreeSpace, CooperativeDetector, FreeSpaceBuilder, filterConsistent, freeSpaceFromWire, freeSpaceGrid, fuseLate, gridEvalRange, wireFreeSpace } from '../../src/fusion/index.ts';
+import { type ConsistencyOptions, type FeatureTest, type FusionMode, type WireFreeSpace, CooperativeDetector, FreeSpaceBuilder, filterConsistent, freeSpaceFromWire, freeSpaceGrid, fuseLate, gridEvalRange, wireFreeSpace } from '../../src/fusion/index.ts';
 import { type Mat4, invertRigid, multiply, transformBox } from '../../src/geometry/index.ts';
 import { type BevGrid, PerceptionModels, featureCellSize, featureShape } from '../../src/perception/index.ts';
 
@@ -135,9 +139,10 @@ export async function computeViews(dataset: string, egoId: string, maxFrames: nu
  * Pastes the feature patch around `source` (a real car, sender frame, m) at each of `targets` (sender frame, m),
  * every channel of (2·halfCells + 1)² cells, in place: what a malicious sender that wants ghosts to survive the
  * fusion would send (the fused map and the head then see a car's signature where there is none). Targets whose
- * patch leaves the map are clipped; the source patch is copied first, so targets may overlap it.
+ * patch leaves the map are clipped; the source patch is copied first, so targets may overlap it. `scale` multiplies
+ * the pasted values (a louder car: > 1 makes the ghosts survive a fusion that averages or weighs them down).
  */
-export function pasteFeaturePatches(features: Float32Array, grid: BevGrid, source: { x: number; y: number }, targets: readonly { x: number; y: number }[], halfCells = 4): number {
+export function pasteFeaturePatches(features: Float32Array, grid: BevGrid, source: { x: number; y: number }, targets: readonly { x: number; y: number }[], halfCells = 4, scale = 1): number {
   const [C, H, W] = featureShape(grid);
   const s = featureCellSize(grid);
   const plane = H * W;
@@ -156,7 +161,7 @@ export function pasteFeaturePatches(features: Float32Array, grid: BevGrid, sourc
     pasted++;
     for (let c = 0; c < C; c++) for (let dr = -halfCells; dr <= halfCells; dr++) for (let dc = -halfCells; dc <= halfCells; dc++) {
       const r = tr + dr, q = tc + dc;
-      if (r >= 0 && r < H && q >= 0 && q < W) features[c * plane + r * W + q] = patch[(c * side + dr + halfCells) * side + dc + halfCells]!;
+      if (r >= 0 && r < H && q >= 0 && q < W) features[c * plane + r * W + q] = scale * patch[(c * side + dr + halfCells) * side + dc + halfCells]!;
     }
   }
   return pasted;
@@ -203,38 +208,45 @@ export interface FeatureAttackRow {
   /** Median wall time of detectFrame, and of the check's own stages (free-space map, head passes, judging), ms. */
   msPerFrame: number;
   checkMs: number;
+  /** Leave-one-out: per frame, the scores attributed to the attacker, and the most attributed to an honest one. */
+  attackerAttributed: number[][];
+  honestAttributed: number[][];
 }
 
 /** One row of the feature table: the in-process detector over the first `frames` frames, the attacker pasting
  * `ghostCount` ghosts (0: no attack). */
 export async function featureAttackRow(
   models: PerceptionModels, seq: CooperativeSequence, mode: FusionMode, egoId: string, attackerId: string, ghostCount: number, check: boolean, frames: number,
-  consistency: ConsistencyOptions = {},
+  consistency: ConsistencyOptions = {}, patchScale = 1,
 ): Promise<FeatureAttackRow> {
   const plan = ghostCount > 0 ? await featureAttackPlan(seq, egoId, attackerId, ghostCount, frames) : new Map();
   const detector = new CooperativeDetector(models, mode, {
     consistencyCheck: check ? consistency : false,
     alterSenderFeatures: (id, features, index) => {
       const p = plan.get(index);
-      if (id === attackerId && p) pasteFeaturePatches(features, models.grid, p.source, p.targets);
+      if (id === attackerId && p) pasteFeaturePatches(features, models.grid, p.source, p.targets, 4, patchScale);
     },
   });
   const acc = new ClassAwareApAccumulator([0.5, 0.7], ['vehicle']);
   let attackerExcluded = 0, honestExcluded = 0, n = 0;
   const wall: number[] = [], checkMs: number[] = [];
+  const attackerAttributed: number[][] = [], honestAttributed: number[][] = [];
   for (let i = 0; i < Math.min(frames, seq.frameCount); i++) {
     const frame = await seq.frame(i);
     const t = performance.now();
     const r = await detector.detectFrame(frame, egoId, seq);
     wall.push(performance.now() - t);
-    checkMs.push((r.timings.freeSpace ?? 0) + (r.timings.consistencyHead ?? 0) + (r.timings.consistency ?? 0));
+    checkMs.push((r.timings.freeSpace ?? 0) + (r.timings.consistencyHead ?? 0) + (r.timings.consistency ?? 0) + (r.timings.consistencyFusion ?? 0));
+    const verdicts = r.links.consistency ?? [];
+    attackerAttributed.push(verdicts.find((v) => v.id === attackerId)?.attributed ?? []);
+    honestAttributed.push(verdicts.filter((v) => v.id !== attackerId).map((v) => v.attributed ?? []).reduce((a, b) => (b.length > a.length ? b : a), []));
     for (const s of r.links.skipped) if (s.reason === 'inconsistent') s.agentId === attackerId ? attackerExcluded++ : honestExcluded++;
     acc.addFrame(r.detections, cooperativeGroundTruth(frame, egoId, { evalRange: gridEvalRange(models.grid) }));
     n++;
   }
   const v = acc.result().vehicle;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  return { attack: ghostCount > 0 ? `${ghostCount} pasted car patches` : 'none', check, ap50: v['0.5']!.ap, ap70: v['0.7']!.ap, attackerExcluded, honestExcluded, frames: n, msPerFrame: median(wall), checkMs: median(checkMs) };
+  return { attack: ghostCount > 0 ? `${ghostCount} pasted car patches` : 'none', check, ap50: v['0.5']!.ap, ap70: v['0.7']!.ap, attackerExcluded, honestExcluded, frames: n, msPerFrame: median(wall), checkMs: median(checkMs), attackerAttributed, honestAttributed };
 }
 
 export const ATTACKS: Attack[] = [{ kind: 'none' }, { kind: 'shift', metres: 5 }, { kind: 'shift', metres: 2.5 }, { kind: 'ghosts', count: 10 }, { kind: 'ghosts', count: 3 }];
@@ -246,6 +258,8 @@ async function main(): Promise<void> {
       dataset: { type: 'string' }, frames: { type: 'string', default: '20' }, ego: { type: 'string', default: '100' },
       attacker: { type: 'string', default: '101' }, models: { type: 'string', default: 'models/manifest.json' }, cache: { type: 'string' },
       fusion: { type: 'string', default: 'late' }, ghosts: { type: 'string', default: '10,3' }, 'ghost-min-score': { type: 'string' },
+      'feature-test': { type: 'string', default: 'own-map' }, 'patch-scale': { type: 'string', default: '1' }, 'loo-min-score': { type: 'string' },
+      'loo-max-contradictions': { type: 'string' }, 'skip-baseline': { type: 'boolean', default: false },
     },
   });
   if (!values.dataset) throw new Error('--dataset DIR is required');
@@ -256,14 +270,20 @@ async function main(): Promise<void> {
     const models = await PerceptionModels.load(values.models!);
     try {
       const seq = (await openDataset(values.dataset)).scenarios[0]!;
-      console.log(`${values.dataset}, ${Math.min(frames, seq.frameCount)} frames, ego ${values.ego}, attacker ${values.attacker}; ${mode} fusion; vehicle BEV AP${values['ghost-min-score'] ? `; objects judged from score ${values['ghost-min-score']}` : ''}`);
-      console.log('| attack | check | AP@0.5 | AP@0.7 | attacker excluded | honest excluded | ms per frame (median) | of which the check |');
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
-      for (const count of [0, ...values.ghosts!.split(',').map(Number)]) {
+      const test = values['feature-test'] as FeatureTest;
+      if (!['own-map', 'leave-one-out', 'both'].includes(test)) throw new Error(`--feature-test ${test}: own-map, leave-one-out or both`);
+      const scale = Number(values['patch-scale']);
+      const minScore = values['ghost-min-score'], looMin = values['loo-min-score'];
+      const consistency: ConsistencyOptions = { featureTest: test, ...(minScore ? { ghost: { minScore: Number(minScore) } } : {}), leaveOneOut: { ...(looMin ? { minScore: Number(looMin) } : {}), ...(values['loo-max-contradictions'] ? { maxContradictions: Number(values['loo-max-contradictions']) } : {}) } };
+      console.log(`${values.dataset}, ${Math.min(frames, seq.frameCount)} frames, ego ${values.ego}, attacker ${values.attacker}; ${mode} fusion; check: ${test}; patches × ${scale}; vehicle BEV AP${minScore ? `; objects judged from score ${minScore}` : ''}${looMin ? `; fused detections judged from ${looMin}` : ''}`);
+      console.log('| attack | check | AP@0.5 | AP@0.7 | attacker excluded | honest excluded | ms per frame (median) | of which the check | attributed per frame: attacker (≥0.2/≥0.3/≥0.5, max) / honest (max) |');
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+      const most = (xs: number[][], from: number) => Math.max(0, ...xs.map((a) => a.filter((v) => v >= from).length));
+      for (const count of [...(values['skip-baseline'] ? [] : [0]), ...values.ghosts!.split(',').filter((g) => g !== '').map(Number)]) {
         for (const check of [false, true]) {
-          const minScore = values['ghost-min-score'];
-          const r = await featureAttackRow(models, seq, mode, values.ego!, values.attacker!, count, check, frames, minScore ? { ghost: { minScore: Number(minScore) } } : {});
-          console.log(`| ${r.attack} | ${check ? 'on' : 'off'} | ${r.ap50.toFixed(3)} | ${r.ap70.toFixed(3)} | ${check ? `${r.attackerExcluded}/${r.frames}` : '-'} | ${check ? `${r.honestExcluded}/${r.frames}` : '-'} | ${r.msPerFrame.toFixed(0)} | ${check ? r.checkMs.toFixed(0) : '-'} |`);
+          const r = await featureAttackRow(models, seq, mode, values.ego!, values.attacker!, count, check, frames, consistency, scale);
+          const attributed = check && test !== 'own-map' ? `${[0.2, 0.3, 0.5].map((v) => most(r.attackerAttributed, v)).join('/')} / ${[0.2, 0.3, 0.5].map((v) => most(r.honestAttributed, v)).join('/')}` : '-';
+          console.log(`| ${r.attack}${count > 0 && scale !== 1 ? ` × ${scale}` : ''} | ${check ? 'on' : 'off'} | ${r.ap50.toFixed(3)} | ${r.ap70.toFixed(3)} | ${check ? `${r.attackerExcluded}/${r.frames}` : '-'} | ${check ? `${r.honestExcluded}/${r.frames}` : '-'} | ${r.msPerFrame.toFixed(0)} | ${check ? r.checkMs.toFixed(0) : '-'} | ${attributed} |`);
         }
       }
     } finally {
