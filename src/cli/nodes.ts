@@ -164,7 +164,7 @@ export function registerNodes(program: Command): void {
     .option('--noisy-poses', 'send the GPS-noisy pose the dataset records instead of the true one')
     .option('--modality <m>', 'what makes its BEV features: lidar | camera (its cameras only) | both (element-wise max)', choice('--modality', ['lidar', 'camera', 'both'] as const), 'lidar')
     .option('--key <pem>', 'sign every message with this ECDSA P-256 private key (v2xfuse keygen)')
-    .option('--free-space', "late fusion: send its LiDAR's free-space map with each object list (the ego agent, for the fusion node's --consistency-check)")
+    .option('--free-space', "late, intermediate, hybrid: send its LiDAR's free-space map with each object list or feature map (the ego agent, for the fusion node's --consistency-check)")
     .option('--summary <file>', 'write what the node measured (bytes, stage times) as JSON when it ends')
     .action(
       action(async (o: AgentCliOptions) => {
@@ -201,7 +201,7 @@ export function registerNodes(program: Command): void {
     .option('--fusion <mode>', 'none (ego only) | intermediate | late | early', choice('--fusion', NODE_FUSION_MODES), 'intermediate')
     .option('--combine <c>', 'intermediate fusion: attention (default when the models have it) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion: nms (score-aware, OpenCOOD) | wbf (weighted box fusion)', choice('--late-merge', ['nms', 'wbf'] as const))
-    .option('--consistency-check', "late fusion: leave out collaborators whose objects the ego's and the others' contradict, or that lie in the ego's free space when its agent sends one (--free-space) (counted as 'inconsistent')")
+    .option('--consistency-check', "leave out collaborators whose objects (late) the ego's and the others' contradict, or whose objects or feature map's own detections (intermediate, hybrid) lie in the ego's free space when its agent sends one (--free-space) (counted as 'inconsistent')")
     .option('--compensate', "intermediate / hybrid: move moving objects' features in a collaborator map captured before the ego frame by their tracked velocity over the gap")
     .option('--confidence-map <stride>', CONFIDENCE_MAP_HELP, choice('--confidence-map', CONFIDENCE_MAP_STRIDES))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
@@ -260,7 +260,7 @@ export function registerNodes(program: Command): void {
     .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
     .option('--combine <c>', 'intermediate fusion in the fusion node: attention (default) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
     .option('--late-merge <m>', 'late fusion in the fusion node: nms (default) | wbf', choice('--late-merge', ['nms', 'wbf'] as const))
-    .option('--consistency-check', 'late fusion: the fusion node leaves out collaborators contradicted by the others')
+    .option('--consistency-check', "the fusion node leaves out collaborators contradicted by the others or by the ego's free space (late, intermediate, hybrid)")
     .option('--confidence-map <stride>', CONFIDENCE_MAP_HELP, choice('--confidence-map', CONFIDENCE_MAP_STRIDES))
     .option('--camera-only <ids>', 'comma-separated collaborators that encode their cameras only (a mixed fleet; needs a dataset with images)')
     .option('--predictor <p>', "the fusion node's motion predictor: learned (default when the manifest has one) | cv | ctrv | none", choice('--predictor', ['learned', 'cv', 'ctrv', 'none'] as const))

@@ -21,7 +21,8 @@ import type { Detection } from '../eval/index.ts';
 import { MultiObjectTracker, type Track } from '../tracking/index.ts';
 import { type ConsistencyOptions, type ConsistencyVerdict, DEFAULT_CONSISTENCY, attributeToCollaborator, filterConsistent } from './consistency.ts';
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
-import { type FreeSpaceMap, DEFAULT_GHOST_CHECK, FreeSpaceBuilder, contradictsFreeSpace, freeSpaceGrid } from './free-space.ts';
+import { type FreeSpaceMap, FreeSpaceBuilder, freeSpaceGrid } from './free-space.ts';
+import { checkFeatureViews } from './own-map.ts';
 import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
 import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from './impairments.ts';
 import { type FeatureMotion, compensateFeatureMotion, compensateObjectMotion, featureMotionsFromTracks } from './feature-motion.ts';
@@ -311,8 +312,8 @@ export class CooperativeDetector {
 
   /**
    * consistencyCheck: the collaborators the ego's data does not contradict. `egoObjects`: the ego's own list (late,
-   * for the agreement test); feature modes judge each collaborator by a head pass over its aligned map plus its
-   * object list (hybrid). A kept collaborator's objects in the ego's free space (at most the tolerated few) are
+   * for the agreement test); feature modes judge each collaborator by a head pass over its decoded map plus its
+   * object list (hybrid; own-map.ts). A kept collaborator's objects in the ego's free space (at most the tolerated few) are
    * dropped from its list, as filterConsistent does. Fills `info`.
    */
   private async keepConsistent(ego: AgentFrame, used: Received[], info: FrameLinks, timings: Timings, egoObjects: Detection[] | undefined): Promise<Received[]> {
@@ -323,29 +324,26 @@ export class CooperativeDetector {
     const map: FreeSpaceMap | undefined = ownLidar ? this.freeSpace!.build(await ego.loadPoints()) : undefined;
     this.frameFreeSpace = map;
     addTimings(timings, { freeSpace: performance.now() - t });
-    const ownMap = (this.consistency.featureTest ?? DEFAULT_CONSISTENCY.featureTest) !== 'leave-one-out';
-    const views: { id: string; detections: Detection[]; x: number; y: number; r: Received }[] = [];
-    for (const r of used) {
-      let detections = r.objects ?? [];
-      if (r.senderFeatures && ownMap) {
-        // On the map in the sender's frame, then the boxes moved: the head was trained on maps in their own frame
-        // (on a map warped into the ego frame it found a third of the cars on the fixture), and the boxes are
-        // what the warped map carries to the fusion.
-        t = performance.now();
-        const own = await this.models.head!.detect(r.senderFeatures);
-        detections = [...own.detections.map((d) => ({ ...d, box: transformBox(r.link.toEgo, d.box) })), ...detections];
-        addTimings(timings, { consistencyHead: performance.now() - t });
-      }
-      views.push({ id: r.link.agent.agentId, detections, x: r.link.toEgo[3], y: r.link.toEgo[7], r });
-    }
     t = performance.now();
-    const features = FEATURE_MODES.includes(this.mode);
-    const o: ConsistencyOptions = features ? { ...this.consistency, agreement: false } : this.consistency;
-    const { kept, verdicts } = filterConsistent({ id: ego.agentId, detections: egoObjects ?? [], x: 0, y: 0, freeSpace: map }, views, o);
+    let out: Received[];
+    let verdicts: ConsistencyVerdict[];
+    if (FEATURE_MODES.includes(this.mode)) {
+      // The own-map test (own-map.ts, as the fusion node runs it); leave-one-out alone needs no head pass here.
+      const ownMap = (this.consistency.featureTest ?? DEFAULT_CONSISTENCY.featureTest) !== 'leave-one-out';
+      const views = used.map((r) => ({ id: r.link.agent.agentId, toEgo: r.link.toEgo, features: ownMap ? r.senderFeatures : undefined, objects: r.objects, r }));
+      const checked = await checkFeatureViews(this.models.head!, { id: ego.agentId, freeSpace: map }, views, this.consistency);
+      addTimings(timings, { consistencyHead: checked.headMs });
+      t += checked.headMs;
+      verdicts = checked.verdicts;
+      out = checked.kept.map((v) => (v.objects ? { ...v.r, objects: v.objects } : v.r));
+    } else {
+      const views = used.map((r) => ({ id: r.link.agent.agentId, detections: r.objects ?? [], x: r.link.toEgo[3], y: r.link.toEgo[7], r }));
+      const filtered = filterConsistent({ id: ego.agentId, detections: egoObjects ?? [], x: 0, y: 0, freeSpace: map }, views, this.consistency);
+      verdicts = filtered.verdicts;
+      out = filtered.kept.map(({ r, detections }) => (r.objects ? { ...r, objects: detections as Detection[] } : r));
+    }
     info.consistency = verdicts;
     for (const v of verdicts) if (v.exclude) markInconsistent(info, v.id);
-    const ghost = { ...DEFAULT_GHOST_CHECK, ...this.consistency.ghost };
-    const out = kept.map(({ r }) => (map && r.objects ? { ...r, objects: r.objects.filter((d) => !contradictsFreeSpace(map, d, ghost)) } : r));
     addTimings(timings, { consistency: performance.now() - t });
     return out;
   }

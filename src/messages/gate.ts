@@ -347,6 +347,7 @@ function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefine
   for (let c = 0; c < scales.length; c++) checkFinite(scales[c], `encoding.channelScale[${c}]`);
   for (let c = 0; c < offsets.length; c++) checkFinite(offsets[c], `encoding.channelOffset[${c}]`);
   checkGrid(grid, receiver);
+  checkFreeSpace(m.freeSpace);
   // A learned channel reduction is only usable with the same decoder the receiver has (same manifest).
   const ratio = enc.channelReductionRatio ?? 0;
   if (ratio > 1 && !reductionRatios.includes(ratio)) {
@@ -367,17 +368,20 @@ function checkFeatures(m: v2xfuse.v1.FeatureFrame, receiver: GateGrid | undefine
 /** Largest free-space grid side accepted (src/fusion MAX_FREE_SPACE_SIDE; not imported: messages sit below fusion). */
 const MAX_FREE_SPACE_SIDE = 2048;
 
-function checkObjects(m: v2xfuse.v1.ObjectList): void {
-  const fs = m.freeSpace;
-  if (fs) {
-    checkFiniteFields(fs, ['xMin', 'yMin', 'cellSize'], 'freeSpace');
-    if (!((fs.cellSize ?? 0) > 0)) refuse('malformed', `freeSpace.cellSize = ${fs.cellSize ?? 0}: expected > 0`);
-    for (const f of ['width', 'height'] as const) {
-      const v = fs[f] ?? 0;
-      if (v < 1 || v > MAX_FREE_SPACE_SIDE) refuse('malformed', `freeSpace.${f} = ${v}: expected 1..${MAX_FREE_SPACE_SIDE}`);
-    }
-    if ((fs.planes?.length ?? 0) === 0) refuse('malformed', 'freeSpace.planes is empty');
+/** An ObjectList's or FeatureFrame's optional free-space map: a grid a receiver can hold, and planes to inflate. */
+function checkFreeSpace(fs: v2xfuse.v1.FreeSpaceMap.$Properties | null | undefined): void {
+  if (!fs) return;
+  checkFiniteFields(fs, ['xMin', 'yMin', 'cellSize'], 'freeSpace');
+  if (!((fs.cellSize ?? 0) > 0)) refuse('malformed', `freeSpace.cellSize = ${fs.cellSize ?? 0}: expected > 0`);
+  for (const f of ['width', 'height'] as const) {
+    const v = fs[f] ?? 0;
+    if (v < 1 || v > MAX_FREE_SPACE_SIDE) refuse('malformed', `freeSpace.${f} = ${v}: expected 1..${MAX_FREE_SPACE_SIDE}`);
   }
+  if ((fs.planes?.length ?? 0) === 0) refuse('malformed', 'freeSpace.planes is empty');
+}
+
+function checkObjects(m: v2xfuse.v1.ObjectList): void {
+  checkFreeSpace(m.freeSpace);
   const objects = m.objects ?? [];
   for (let i = 0; i < objects.length; i++) {
     const o = objects[i];

@@ -2,7 +2,7 @@
 // (BEV features, an object list, or its points), and publishes it over MQTT, with its status retained and a last
 // will that says it went offline. Everything it measures (bytes, stage times) comes back in a summary.
 import { type CodecCapabilities, assertCodecAvailable, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, formatCodecSpec, formatPointCodecSpec } from '../codec/index.ts';
-import { type AgentFrame, openDataset } from '../datasets/index.ts';
+import { type AgentFrame, type CooperativeFrame, openDataset } from '../datasets/index.ts';
 import { type WireFreeSpace, FreeSpaceBuilder, detectionsToObjects, featureConfidenceMap, freeSpaceGrid, objectsOutsideSentCells, positionConfidenceFor, wireFreeSpace } from '../fusion/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { matrixToPose } from '../geometry/index.ts';
@@ -65,8 +65,8 @@ export interface AgentNodeOptions {
   mode: AgentFusionMode;
   /** Feature codec (intermediate) or point codec (early); objects (late) need none. */
   codec?: string;
-  /** Late fusion: send the free-space map of its own LiDAR with each object list (the ego agent does, for its fusion
-   * node's ghost check; src/fusion/free-space.ts). */
+  /** Send the free-space map of its own LiDAR with each object list (late) or feature map (intermediate, hybrid): the
+   * ego agent does, for its fusion node's consistency check (src/fusion/free-space.ts). Not early, not camera-only. */
   freeSpace?: boolean;
   rateHz: number;
   /** Take frame i only once the replay clock (replayTickTopic, published by `v2xfuse run`) says i: every agent
@@ -173,6 +173,8 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   if (modality !== 'lidar' && o.mode === 'early') throw new AgentNodeError(`--modality ${modality}: early fusion sends LiDAR points; use intermediate, hybrid or late`);
   const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads, precision: o.precision });
   if (models.notice) log(models.notice);
+  // The first run of each ONNX session is several frames long: pay it now, not on the first frame of the stream.
+  await models.warmUp();
   // Camera agents: the manifest's camera encoder beside the LiDAR one (loadPoints is then not called for 'camera').
   let camera: CameraEncoder | undefined;
   let sensors: AgentSensorEncoder | undefined;
@@ -198,7 +200,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
   // Late and hybrid objects state the position confidence measured for this model (as the in-process detector).
   const positionConfidence = positionConfidenceFor(models.manifest.modelId);
   const wireGrid = describeFeatureGrid(models.grid);
-  if (o.freeSpace && (o.mode !== 'late' || modality === 'camera')) throw new AgentNodeError(`--free-space: only late fusion with LiDAR sends a free-space map (mode ${o.mode}, modality ${modality})`);
+  if (o.freeSpace && (o.mode === 'early' || modality === 'camera')) throw new AgentNodeError(`--free-space: only late, intermediate or hybrid fusion with LiDAR sends a free-space map (mode ${o.mode}, modality ${modality})`);
   const freeSpace = o.freeSpace ? new FreeSpaceBuilder(freeSpaceGrid(models.grid)) : undefined;
 
   const summary: AgentNodeSummary = {
@@ -248,6 +250,13 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
 
   // One frame's messages, without their headers (stamped when sent): features, objects or points; hybrid sends
   // features and then the object list for what they leave out.
+  const freeSpaceOf = (points: Float32Array): WireFreeSpace | undefined => {
+    if (!freeSpace) return undefined;
+    const t = performance.now();
+    const free = wireFreeSpace(freeSpace.build(points));
+    stage('free-space', performance.now() - t);
+    return free;
+  };
   const encodeFrame = async (agent: AgentFrame): Promise<FramePart[]> => {
     let t = performance.now();
     // A camera-only agent has no points to load.
@@ -266,12 +275,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     if (o.mode === 'late') {
       const r = await models.head!.detect(enc.features);
       for (const [k, v] of Object.entries(r.timings)) stage(k, v as number);
-      let free: WireFreeSpace | undefined;
-      if (freeSpace) {
-        t = performance.now();
-        free = wireFreeSpace(freeSpace.build(points));
-        stage('free-space', performance.now() - t);
-      }
+      const free = freeSpaceOf(points);
       return [{ kind: 'objects', body: { objects: detectionsToObjects(r.detections, { positionConfidence }), ...(free ? { freeSpace: free } : {}) } }];
     }
     let own: Detection[] = [];
@@ -290,9 +294,10 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     t = performance.now();
     const coded = encodeFeatures(map, H, W, reducer ? reducer.reducedChannels : C, featureSpec!, { ...capabilities, confidence });
     stage('codec', performance.now() - t);
+    const free = freeSpaceOf(points);
     const parts: FramePart[] = [{
       kind: 'features',
-      body: { grid: wireGrid, encoding: { ...coded.header, channelReductionRatio: reducer ? reducer.ratio : 0 }, payload: coded.payload },
+      body: { grid: wireGrid, encoding: { ...coded.header, channelReductionRatio: reducer ? reducer.ratio : 0 }, payload: coded.payload, ...(free ? { freeSpace: free } : {}) },
     }];
     // What the features leave out, the object list carries: the sender's own detections outside its sent cells.
     if (o.mode === 'hybrid') {
@@ -351,19 +356,22 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     let done = 0;
     // Preencoded frames, by index, with the milliseconds their encoding took (loading the scan included, as live).
     const prepared = new Map<number, { parts: FramePart[]; encodeMs: number }>();
-    if (o.preencode) {
-      for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: 0, epochNs: 0n, maxFrames: o.maxFrames, signal: o.signal })) {
+    // An agent told to wait for the start reads its frames' metadata first, so that the replay parses nothing.
+    const frameCache = o.waitForStart || o.preencode ? new Map<number, CooperativeFrame>() : undefined;
+    if (frameCache) {
+      for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: 0, epochNs: 0n, maxFrames: o.maxFrames, signal: o.signal, cache: frameCache })) {
         if (o.signal?.aborted) break;
+        if (!o.preencode) continue;
         const t = performance.now();
         const parts = await encodeFrame(f.agent);
         prepared.set(f.index, { parts, encodeMs: performance.now() - t });
       }
-      log(`agent ${o.agentId}: ${prepared.size} frames encoded ahead`);
+      if (o.preencode) log(`agent ${o.agentId}: ${prepared.size} frames encoded ahead`);
     }
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
     if (o.waitForStart) epochNs = await waitForEpoch(link, replayStartTopic(o.session), o.signal);
 
-    for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal })) {
+    for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal, cache: frameCache })) {
       if (o.lockstep) await waitForTick(f.index);
       if (o.signal?.aborted) break;
       const startWall = epochNowNs();

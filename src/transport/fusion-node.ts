@@ -5,7 +5,7 @@
 // reason and the node goes on, ego-only if need be.
 import { deflateSync } from 'node:zlib';
 import type { Detection } from '../eval/index.ts';
-import { type AttributedDetection, type ConsistencyOptions, type FreeSpaceMap, MergedCloudEncoder, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
+import { type AttributedDetection, type ConsistencyOptions, type ConsistencyVerdict, type FreeSpaceMap, MergedCloudEncoder, checkFeatureViews, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type TrackedMotion, compensateFeatureMotion, featureMotionsFromTracks } from '../fusion/index.ts';
 import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
 import {
@@ -59,7 +59,9 @@ export interface FusionNodeOptions {
   /** Late fusion: leave out a collaborator whose objects the ego and the others contradict (src/fusion
    * consistency.ts, CP-Guard's idea; catches shifted objects), and, when the ego's object lists carry its
    * free-space map (agent --free-space), those reporting objects where the ego's beams saw free space (ghosts;
-   * free-space.ts). Off by default. */
+   * free-space.ts). Intermediate / hybrid, when the ego's features carry its map: the in-process detector's own-map
+   * test (src/fusion own-map.ts), the head run on each collaborator's map alone and its cars (plus hybrid's objects)
+   * judged by free space. Off by default. */
   consistencyCheck?: boolean | ConsistencyOptions;
   /** Intermediate / hybrid: a collaborator's map captured before the ego frame has its moving objects' features moved
    * by their tracked velocity over the gap (src/fusion/feature-motion.ts; needs tracking). Off by default. */
@@ -128,6 +130,15 @@ interface Admitted {
   used: boolean;
 }
 
+/** A collaborator's message matched to an ego frame; hybrid: its object list too (`objectsInEgo`: as the
+ * consistency check left it, ego frame). */
+interface FrameCollaborator {
+  m: Admitted;
+  toEgo: Mat4;
+  objects?: Admitted;
+  objectsInEgo?: Detection[];
+}
+
 interface PendingFrame {
   ego: Admitted;
   timer: NodeJS.Timeout;
@@ -178,6 +189,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const log = o.log ?? (() => {});
   const models = await PerceptionModels.load(o.models, { device: o.device, threads: o.threads, precision: o.precision });
   if (models.notice) log(models.notice);
+  // The first run of each ONNX session is several frames long: pay it now, not on the first frame of the stream.
+  await models.warmUp();
   if (!models.head) throw new FusionNodeError(`${o.models}: the manifest names no detection_head model`);
   const combine = o.combine ?? (models.attention ? 'attention' : 'max');
   if (combine === 'attention' && !models.attention) throw new FusionNodeError(`${o.models}: attention fusion needs a fusion_attention model in the manifest`);
@@ -349,6 +362,34 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     return best;
   };
 
+  const consistencyOptions: ConsistencyOptions = o.consistencyCheck === true || !o.consistencyCheck ? {} : o.consistencyCheck;
+  /** The free-space map the ego's message carries (agent --free-space); a corrupt one is counted and checked without. */
+  const egoFreeSpace = (ego: Admitted): FreeSpaceMap | undefined => {
+    const wireMap = (ego.message as MessageOfKind['objects'] | MessageOfKind['features']).freeSpace;
+    if (!wireMap) return undefined;
+    try {
+      return freeSpaceFromWire({ xMin: wireMap.xMin ?? 0, yMin: wireMap.yMin ?? 0, cellSize: wireMap.cellSize ?? 0, width: wireMap.width ?? 0, height: wireMap.height ?? 0, planes: wireMap.planes ?? new Uint8Array(0) });
+    } catch (err) {
+      if (!nodeDrops['free-space-corrupt']) log(`ego free-space map unusable, checked without it: ${(err as Error).message}`);
+      drop('free-space-corrupt');
+      return undefined;
+    }
+  };
+  /** Marks the collaborators a consistency verdict excludes as refused ('inconsistent') and counts them. */
+  const refuseInconsistent = (verdicts: readonly ConsistencyVerdict[], collaborators: readonly FrameCollaborator[], contributions: NonNullable<FusionResultInit['contributions']>) => {
+    for (const v of verdicts) {
+      if (!v.exclude) continue;
+      drop('inconsistent');
+      const c = contributions.find((x) => x.agentId === v.id);
+      if (c) Object.assign(c, { used: false, refusedReason: 'inconsistent' });
+      const x = collaborators.find((y) => y.m.sender === v.id);
+      if (x) {
+        x.m.used = false;
+        if (x.objects) x.objects.used = false;
+      }
+    }
+  };
+
   async function fuseFrame(frame: PendingFrame, deadlineHit: boolean): Promise<void> {
     const ego = frame.ego;
     const t = ego.captureNs;
@@ -364,7 +405,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       ...(m.kind === 'points' ? { points: (m.message as MessageOfKind['points']).encoding?.pointCount ?? 0 } : {}),
     });
     contributions.push(contribution(ego, true));
-    const collaborators: { m: Admitted; toEgo: Mat4; objects?: Admitted }[] = [];
+    const collaborators: FrameCollaborator[] = [];
     if (o.mode !== 'none') {
       // Everyone who sent something, and everyone the node was told to wait for (so a no-show is reported).
       for (const agent of new Set([...buffered.keys(), ...(o.expect ?? [])])) {
@@ -410,25 +451,9 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         tm = performance.now();
         const views = collaborators.map((c, k) => ({ id: c.m.sender, detections: others[k], x: c.toEgo[3], y: c.toEgo[7] }));
         // The ego's free-space map, when its agent sends one (agent --free-space): the ghost check.
-        const wireMap = (ego.message as MessageOfKind['objects']).freeSpace;
-        let freeSpace: FreeSpaceMap | undefined;
-        if (wireMap) {
-          try {
-            freeSpace = freeSpaceFromWire({ xMin: wireMap.xMin ?? 0, yMin: wireMap.yMin ?? 0, cellSize: wireMap.cellSize ?? 0, width: wireMap.width ?? 0, height: wireMap.height ?? 0, planes: wireMap.planes ?? new Uint8Array(0) });
-          } catch (err) {
-            if (!nodeDrops['free-space-corrupt']) log(`ego free-space map unusable, checked without it: ${(err as Error).message}`);
-            drop('free-space-corrupt');
-          }
-        }
-        const { kept, verdicts } = filterConsistent({ id: o.egoId, detections: egoDet, x: 0, y: 0, freeSpace }, views, o.consistencyCheck === true ? {} : o.consistencyCheck);
-        for (const v of verdicts) {
-          if (!v.exclude) continue;
-          drop('inconsistent');
-          const c = contributions.find((x) => x.agentId === v.id);
-          if (c) Object.assign(c, { used: false, refusedReason: 'inconsistent' });
-          const m = collaborators.find((x) => x.m.sender === v.id)?.m;
-          if (m) m.used = false;
-        }
+        const freeSpace = egoFreeSpace(ego);
+        const { kept, verdicts } = filterConsistent({ id: o.egoId, detections: egoDet, x: 0, y: 0, freeSpace }, views, consistencyOptions);
+        refuseInconsistent(verdicts, collaborators, contributions);
         others = kept.map((v) => v.detections as Detection[]);
         otherIds = kept.map((v) => v.id);
         stage('consistency', performance.now() - tm);
@@ -460,6 +485,25 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     } else {
       // The gate decoded every map on arrival (its time is in 'admit'); reduced ones are expanded by now.
       await Promise.all([ego.ready, ...collaborators.map((c) => c.m.ready)]);
+      if (o.consistencyCheck && collaborators.length > 0) {
+        // The in-process detector's own-map test (src/fusion own-map.ts): the head on each collaborator's map alone,
+        // its boxes (and hybrid's objects) judged against the ego's free space, which its features carry.
+        tm = performance.now();
+        const freeSpace = egoFreeSpace(ego);
+        if (!freeSpace && !nodeDrops['no-free-space']) log(`ego ${o.egoId} sends no free-space map with its features (agent --free-space): the consistency check has nothing to judge by`);
+        if (!freeSpace) drop('no-free-space');
+        else {
+          const views = collaborators.map((c) => ({
+            id: c.m.sender, toEgo: c.toEgo, features: c.m.features!.features, c,
+            ...(c.objects ? { objects: objectsToDetections((c.objects.message as MessageOfKind['objects']).objects, c.toEgo) } : {}),
+          }));
+          const { kept, verdicts, headMs } = await checkFeatureViews(models.head!, { id: o.egoId, freeSpace }, views, consistencyOptions);
+          refuseInconsistent(verdicts, collaborators, contributions);
+          collaborators.splice(0, collaborators.length, ...kept.map((v) => (v.objects ? { ...v.c, objectsInEgo: v.objects } : v.c)));
+          stage('consistency-head', headMs);
+        }
+        stage('consistency', performance.now() - tm);
+      }
       const egoMap = ego.features!.features;
       const aligned: Float32Array[] = [egoMap];
       const alignedMasks: (Float32Array | null)[] = [null];
@@ -505,7 +549,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       if (o.mode === 'hybrid') {
         // The objects each collaborator saw outside the cells it sent, merged with the fused detections by NMS.
         tm = performance.now();
-        const lateLists = collaborators.flatMap((c) => (c.objects ? [{ agentId: c.m.sender, detections: objectsToDetections((c.objects.message as MessageOfKind['objects']).objects, c.toEgo) }] : []));
+        const lateLists = collaborators.flatMap((c) => (c.objects ? [{ agentId: c.m.sender, detections: c.objectsInEgo ?? objectsToDetections((c.objects.message as MessageOfKind['objects']).objects, c.toEgo) }] : []));
         const g = models.grid;
         const fromFeatures = detections.map((detection, k) => ({ detection, agents: contributors[k] }));
         detections = mergeHybrid(detections, lateLists.map((l) => l.detections), { iouThreshold: models.manifest.postprocess.nmsIouThreshold, range: { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax } });

@@ -6,7 +6,7 @@
 // would match live sensors. Paced replay (rate > 0) sleeps until each frame's capture time, so capture times are
 // wall-clock instants and latency against them is real; as-fast-as-possible replay (rate 0) keeps the same
 // capture times but does not wait, so they become a replay clock that runs ahead of or behind the wall clock.
-import type { AgentFrame, CooperativeSequence } from '../datasets/index.ts';
+import type { AgentFrame, CooperativeFrame, CooperativeSequence } from '../datasets/index.ts';
 import { epochNowNs } from './clock.ts';
 
 export interface ReplayOptions {
@@ -17,6 +17,10 @@ export interface ReplayOptions {
   /** Only the first N frames of the sequence. */
   maxFrames?: number;
   signal?: AbortSignal;
+  /** Frames already read, by index; frames read now are added. A replay that reads the metadata ahead (a paced
+   * replay after a first pass) then parses nothing while it runs: reading a frame's files is the dataset's cost,
+   * not the agent's, and at 10 Hz it is not small (OPV2V yaml). */
+  cache?: Map<number, CooperativeFrame>;
 }
 
 export interface ReplayedFrame {
@@ -46,15 +50,24 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function* replayAgentFrames(seq: CooperativeSequence, agentId: string, opts: ReplayOptions): AsyncGenerator<ReplayedFrame> {
   const n = Math.min(seq.frameCount, opts.maxFrames ?? Infinity);
   if (n === 0) return;
-  const first = await seq.frame(0);
+  const cache = opts.cache;
+  const frameAt = async (i: number): Promise<CooperativeFrame> => {
+    let f = cache?.get(i);
+    if (!f) {
+      f = await seq.frame(i);
+      cache?.set(i, f);
+    }
+    return f;
+  };
+  const first = await frameAt(0);
   const t0 = first.timestampNs;
   // The sequence's own rate, to scale pacing when the user asks for another one.
-  const second = n > 1 ? await seq.frame(1) : undefined;
+  const second = n > 1 ? await frameAt(1) : undefined;
   const periodNs = second ? Number(second.timestampNs - t0) : 1e8;
   const scale = opts.rateHz > 0 && periodNs > 0 ? 1e9 / opts.rateHz / periodNs : 0;
   for (let i = 0; i < n; i++) {
     if (opts.signal?.aborted) return;
-    const frame = i === 0 ? first : i === 1 && second ? second : await seq.frame(i);
+    const frame = i === 0 ? first : i === 1 && second ? second : await frameAt(i);
     const agent = frame.agents.find((a) => a.agentId === agentId);
     if (!agent) continue;
     // Paced at another rate than the recording's, the capture times stretch with it: they stay wall-clock instants.

@@ -260,8 +260,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
           ...(o.cameraOnly?.includes(id) ? ['--modality', 'camera'] : []),
-          // The consistency check's ghost test needs the ego's free space (LiDAR agents, late fusion).
-          ...(o.consistencyCheck && id === egoId && mode === 'late' && !o.cameraOnly?.includes(id) ? ['--free-space'] : []),
+          // The consistency check's ghost test needs the ego's free space (LiDAR agents; late, intermediate, hybrid).
+          ...(o.consistencyCheck && id === egoId && o.mode !== 'none' && o.mode !== 'early' && !o.cameraOnly?.includes(id) ? ['--free-space'] : []),
           '--threads', String(o.threads ?? 1), '--summary', summaryPath, ...(keyArgs.get(id) ?? []),
         ], log),
       );

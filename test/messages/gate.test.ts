@@ -424,3 +424,11 @@ test('an object list\'s free-space map is checked for shape before anyone inflat
   empty.freeSpace = { ...ok.freeSpace, planes: new Uint8Array(0) };
   rejected(gate().admit('objects', '100', encodeMessage('objects', empty), NOW_NS), 'malformed', /planes is empty/);
 });
+
+test('a feature frame\'s free-space map is checked as an object list\'s is', () => {
+  const map = { xMin: -51.2, yMin: -51.2, cellSize: 0.8, width: 128, height: 128, planes: Uint8Array.from([1, 2, 3]) };
+  assert.ok(gate().admit('features', '100', encodeMessage('features', { ...featuresInit(), freeSpace: map }), NOW_NS).ok);
+  rejected(gate().admit('features', '100', encodeMessage('features', { ...featuresInit(), freeSpace: { ...map, height: 0 } }), NOW_NS), 'malformed', /freeSpace\.height = 0/);
+  rejected(gate().admit('features', '100', encodeMessage('features', { ...featuresInit(), freeSpace: { ...map, xMin: Infinity } }), NOW_NS), 'non-finite', /freeSpace\.xMin/);
+  rejected(gate().admit('features', '100', encodeMessage('features', { ...featuresInit(), freeSpace: { ...map, planes: new Uint8Array(0) } }), NOW_NS), 'malformed', /planes is empty/);
+});

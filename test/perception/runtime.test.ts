@@ -245,3 +245,19 @@ test('FusionAttention: K = 3 matches torch (1e-4); K = 1 (ego alone) returns the
     await attention.dispose();
   }
 });
+
+test('warmUp runs every shipped model once on a synthetic frame; the encoder works as before after it', async () => {
+  const { PerceptionModels } = await import('../../src/perception/index.ts');
+  const models = await PerceptionModels.load(new URL('../../models/manifest.json', import.meta.url).pathname, { threads: 1 });
+  try {
+    const ms = await models.warmUp();
+    assert.ok(ms > 0 && Number.isFinite(ms));
+    // The synthetic frame's features are real encoder output: finite, and not all zero (seven pillars of points).
+    const points = new Float32Array([5, 0, -1, 0.5, 5, 0.01, -1, 0.5]);
+    const { features } = await models.lidar.encode(points);
+    assert.ok(features.every(Number.isFinite));
+    assert.ok(features.some((v) => v !== 0));
+  } finally {
+    await models.dispose();
+  }
+});

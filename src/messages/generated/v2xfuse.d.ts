@@ -1139,6 +1139,12 @@ export namespace v2xfuse {
             /** FeatureFrame payload. */
             payload: Uint8Array;
 
+            /**
+             * Optional: the sender's own free-space map (objects.proto FreeSpaceMap, same layout, agent frame). The ego agent
+             * sends it (agent --free-space) so that its fusion node can check collaborators' features against it.
+             */
+            freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
+
             /** FeatureFrame signature. */
             signature?: (v2xfuse.v1.Signature.$Properties|null);
 
@@ -1238,6 +1244,12 @@ export namespace v2xfuse {
                 /** FeatureFrame payload */
                 payload?: (Uint8Array|null);
 
+                /**
+                 * Optional: the sender's own free-space map (objects.proto FreeSpaceMap, same layout, agent frame). The ego agent
+                 * sends it (agent --free-space) so that its fusion node can check collaborators' features against it.
+                 */
+                freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
+
                 /** FeatureFrame signature */
                 signature?: (v2xfuse.v1.Signature.$Properties|null);
 
@@ -1247,6 +1259,635 @@ export namespace v2xfuse {
 
             /** Shape of a FeatureFrame. */
             type $Shape = v2xfuse.v1.FeatureFrame.$Properties;
+        }
+
+        /**
+         * Properties of a Vector3WithConfidence.
+         * @deprecated Use v2xfuse.v1.Vector3WithConfidence.$Properties instead.
+         */
+        interface IVector3WithConfidence extends v2xfuse.v1.Vector3WithConfidence.$Properties {
+        }
+
+        /**
+         * A measured 3-vector with the ETSI notion of confidence: the half-width of the interval that holds the true value
+         * with 95 % probability (about 1.96 σ for a Gaussian), in the value's unit; 0 = unavailable.
+         */
+        class Vector3WithConfidence {
+
+            /**
+             * Constructs a new Vector3WithConfidence.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: v2xfuse.v1.Vector3WithConfidence.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Vector3WithConfidence x. */
+            x: number;
+
+            /** Vector3WithConfidence y. */
+            y: number;
+
+            /** Vector3WithConfidence z. */
+            z: number;
+
+            /** Vector3WithConfidence xConfidence. */
+            xConfidence: number;
+
+            /** Vector3WithConfidence yConfidence. */
+            yConfidence: number;
+
+            /** Vector3WithConfidence zConfidence. */
+            zConfidence: number;
+
+            /**
+             * Creates a new Vector3WithConfidence instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Vector3WithConfidence instance
+             */
+            static create(properties: v2xfuse.v1.Vector3WithConfidence.$Shape): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
+            static create(properties?: v2xfuse.v1.Vector3WithConfidence.$Properties): v2xfuse.v1.Vector3WithConfidence;
+
+            /**
+             * Encodes the specified Vector3WithConfidence message. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
+             * @param message Vector3WithConfidence message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: v2xfuse.v1.Vector3WithConfidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified Vector3WithConfidence message, length delimited. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
+             * @param message Vector3WithConfidence message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: v2xfuse.v1.Vector3WithConfidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Vector3WithConfidence message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
+
+            /**
+             * Decodes a Vector3WithConfidence message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
+
+            /**
+             * Verifies a Vector3WithConfidence message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a Vector3WithConfidence message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns Vector3WithConfidence
+             */
+            static fromObject(object: { [k: string]: any }): v2xfuse.v1.Vector3WithConfidence;
+
+            /**
+             * Creates a plain object from a Vector3WithConfidence message. Also converts values to other types if specified.
+             * @param message Vector3WithConfidence
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: v2xfuse.v1.Vector3WithConfidence, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this Vector3WithConfidence to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for Vector3WithConfidence
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Vector3WithConfidence {
+
+            /** Properties of a Vector3WithConfidence. */
+            interface $Properties {
+
+                /** Vector3WithConfidence x */
+                x?: (number|null);
+
+                /** Vector3WithConfidence y */
+                y?: (number|null);
+
+                /** Vector3WithConfidence z */
+                z?: (number|null);
+
+                /** Vector3WithConfidence xConfidence */
+                xConfidence?: (number|null);
+
+                /** Vector3WithConfidence yConfidence */
+                yConfidence?: (number|null);
+
+                /** Vector3WithConfidence zConfidence */
+                zConfidence?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Vector3WithConfidence. */
+            type $Shape = v2xfuse.v1.Vector3WithConfidence.$Properties;
+        }
+
+        /**
+         * Properties of a PerceivedObject.
+         * @deprecated Use v2xfuse.v1.PerceivedObject.$Properties instead.
+         */
+        interface IPerceivedObject extends v2xfuse.v1.PerceivedObject.$Properties {
+        }
+
+        /** Represents a PerceivedObject. */
+        class PerceivedObject {
+
+            /**
+             * Constructs a new PerceivedObject.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: v2xfuse.v1.PerceivedObject.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** the sender's track id, stable across its messages */
+            objectId: number;
+
+            /** measurement time − header.capture_time_ns (CPM measurementDeltaTime) */
+            measurementDeltaNs: (number|Long);
+
+            /** box centre, metres, in the sender's agent (LiDAR) frame */
+            position?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
+
+            /** m/s in the same frame; absent = not estimated */
+            velocity?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
+
+            /** x = length (along the heading), y = width, z = height, metres */
+            dimensions?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
+
+            /** radians about z, agent frame */
+            yaw: number;
+
+            /** 95 % half-width, radians; 0 = unavailable */
+            yawConfidence: number;
+
+            /** rad/s */
+            yawRate: number;
+
+            /** PerceivedObject yawRateConfidence. */
+            yawRateConfidence: number;
+
+            /** PerceivedObject objectClass. */
+            objectClass: v2xfuse.v1.ObjectClass;
+
+            /** 0..1 */
+            classConfidence: number;
+
+            /** 0..1, the detector's score (CPM objectConfidence) */
+            existenceConfidence: number;
+
+            /** how long the sender has tracked it (CPM objectAge) */
+            ageMs: number;
+
+            /**
+             * Creates a new PerceivedObject instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PerceivedObject instance
+             */
+            static create(properties: v2xfuse.v1.PerceivedObject.$Shape): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
+            static create(properties?: v2xfuse.v1.PerceivedObject.$Properties): v2xfuse.v1.PerceivedObject;
+
+            /**
+             * Encodes the specified PerceivedObject message. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
+             * @param message PerceivedObject message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: v2xfuse.v1.PerceivedObject.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified PerceivedObject message, length delimited. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
+             * @param message PerceivedObject message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: v2xfuse.v1.PerceivedObject.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PerceivedObject message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
+
+            /**
+             * Decodes a PerceivedObject message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
+
+            /**
+             * Verifies a PerceivedObject message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a PerceivedObject message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns PerceivedObject
+             */
+            static fromObject(object: { [k: string]: any }): v2xfuse.v1.PerceivedObject;
+
+            /**
+             * Creates a plain object from a PerceivedObject message. Also converts values to other types if specified.
+             * @param message PerceivedObject
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: v2xfuse.v1.PerceivedObject, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this PerceivedObject to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for PerceivedObject
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace PerceivedObject {
+
+            /** Properties of a PerceivedObject. */
+            interface $Properties {
+
+                /** the sender's track id, stable across its messages */
+                objectId?: (number|null);
+
+                /** measurement time − header.capture_time_ns (CPM measurementDeltaTime) */
+                measurementDeltaNs?: (number|Long|null);
+
+                /** box centre, metres, in the sender's agent (LiDAR) frame */
+                position?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
+
+                /** m/s in the same frame; absent = not estimated */
+                velocity?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
+
+                /** x = length (along the heading), y = width, z = height, metres */
+                dimensions?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
+
+                /** radians about z, agent frame */
+                yaw?: (number|null);
+
+                /** 95 % half-width, radians; 0 = unavailable */
+                yawConfidence?: (number|null);
+
+                /** rad/s */
+                yawRate?: (number|null);
+
+                /** PerceivedObject yawRateConfidence */
+                yawRateConfidence?: (number|null);
+
+                /** PerceivedObject objectClass */
+                objectClass?: (v2xfuse.v1.ObjectClass|null);
+
+                /** 0..1 */
+                classConfidence?: (number|null);
+
+                /** 0..1, the detector's score (CPM objectConfidence) */
+                existenceConfidence?: (number|null);
+
+                /** how long the sender has tracked it (CPM objectAge) */
+                ageMs?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a PerceivedObject. */
+            type $Shape = v2xfuse.v1.PerceivedObject.$Properties;
+        }
+
+        /**
+         * Properties of a FreeSpaceMap.
+         * @deprecated Use v2xfuse.v1.FreeSpaceMap.$Properties instead.
+         */
+        interface IFreeSpaceMap extends v2xfuse.v1.FreeSpaceMap.$Properties {
+        }
+
+        /**
+         * What the sender's own LiDAR saw free and occupied around it, on a BEV grid in its agent frame: the fusion node
+         * checks collaborators' objects against the ego's (an object in space the ego's beams crossed is a contradiction).
+         * Sent by the ego agent to its fusion node, not by every collaborator. Two bit planes over width × height cells,
+         * row-major (row = y, column = x, cell (0, 0) at x_min, y_min), bit k in byte k / 8 from the least significant
+         * bit: first "free" (a beam crossed the cell low enough that a car would have stopped it, no return above the
+         * ground in it), then "occupied" (a return above the ground); neither = unknown. The planes are raw-deflate
+         * compressed together: 2 × ceil(width × height / 8) bytes once inflated.
+         */
+        class FreeSpaceMap {
+
+            /**
+             * Constructs a new FreeSpaceMap.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: v2xfuse.v1.FreeSpaceMap.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** metres, agent frame */
+            xMin: number;
+
+            /** FreeSpaceMap yMin. */
+            yMin: number;
+
+            /** metres */
+            cellSize: number;
+
+            /** cells along x */
+            width: number;
+
+            /** cells along y */
+            height: number;
+
+            /** raw deflate of the free plane, then the occupied plane */
+            planes: Uint8Array;
+
+            /**
+             * Creates a new FreeSpaceMap instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns FreeSpaceMap instance
+             */
+            static create(properties: v2xfuse.v1.FreeSpaceMap.$Shape): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+            static create(properties?: v2xfuse.v1.FreeSpaceMap.$Properties): v2xfuse.v1.FreeSpaceMap;
+
+            /**
+             * Encodes the specified FreeSpaceMap message. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @param message FreeSpaceMap message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: v2xfuse.v1.FreeSpaceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified FreeSpaceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @param message FreeSpaceMap message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: v2xfuse.v1.FreeSpaceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+
+            /**
+             * Verifies a FreeSpaceMap message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a FreeSpaceMap message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns FreeSpaceMap
+             */
+            static fromObject(object: { [k: string]: any }): v2xfuse.v1.FreeSpaceMap;
+
+            /**
+             * Creates a plain object from a FreeSpaceMap message. Also converts values to other types if specified.
+             * @param message FreeSpaceMap
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: v2xfuse.v1.FreeSpaceMap, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this FreeSpaceMap to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for FreeSpaceMap
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace FreeSpaceMap {
+
+            /** Properties of a FreeSpaceMap. */
+            interface $Properties {
+
+                /** metres, agent frame */
+                xMin?: (number|null);
+
+                /** FreeSpaceMap yMin */
+                yMin?: (number|null);
+
+                /** metres */
+                cellSize?: (number|null);
+
+                /** cells along x */
+                width?: (number|null);
+
+                /** cells along y */
+                height?: (number|null);
+
+                /** raw deflate of the free plane, then the occupied plane */
+                planes?: (Uint8Array|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a FreeSpaceMap. */
+            type $Shape = v2xfuse.v1.FreeSpaceMap.$Properties;
+        }
+
+        /**
+         * Properties of an ObjectList.
+         * @deprecated Use v2xfuse.v1.ObjectList.$Properties instead.
+         */
+        interface IObjectList extends v2xfuse.v1.ObjectList.$Properties {
+        }
+
+        /** Represents an ObjectList. */
+        class ObjectList {
+
+            /**
+             * Constructs a new ObjectList.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: v2xfuse.v1.ObjectList.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** ObjectList header. */
+            header?: (v2xfuse.v1.Header.$Properties|null);
+
+            /** ObjectList objects. */
+            objects: v2xfuse.v1.PerceivedObject.$Properties[];
+
+            /** optional; see FreeSpaceMap */
+            freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
+
+            /** ObjectList signature. */
+            signature?: (v2xfuse.v1.Signature.$Properties|null);
+
+            /**
+             * Creates a new ObjectList instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns ObjectList instance
+             */
+            static create(properties: v2xfuse.v1.ObjectList.$Shape): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
+            static create(properties?: v2xfuse.v1.ObjectList.$Properties): v2xfuse.v1.ObjectList;
+
+            /**
+             * Encodes the specified ObjectList message. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
+             * @param message ObjectList message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: v2xfuse.v1.ObjectList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified ObjectList message, length delimited. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
+             * @param message ObjectList message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: v2xfuse.v1.ObjectList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an ObjectList message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
+
+            /**
+             * Decodes an ObjectList message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
+
+            /**
+             * Verifies an ObjectList message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates an ObjectList message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns ObjectList
+             */
+            static fromObject(object: { [k: string]: any }): v2xfuse.v1.ObjectList;
+
+            /**
+             * Creates a plain object from an ObjectList message. Also converts values to other types if specified.
+             * @param message ObjectList
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: v2xfuse.v1.ObjectList, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this ObjectList to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for ObjectList
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ObjectList {
+
+            /** Properties of an ObjectList. */
+            interface $Properties {
+
+                /** ObjectList header */
+                header?: (v2xfuse.v1.Header.$Properties|null);
+
+                /** ObjectList objects */
+                objects?: (v2xfuse.v1.PerceivedObject.$Properties[]|null);
+
+                /** optional; see FreeSpaceMap */
+                freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
+
+                /** ObjectList signature */
+                signature?: (v2xfuse.v1.Signature.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an ObjectList. */
+            type $Shape = v2xfuse.v1.ObjectList.$Properties;
         }
 
         /**
@@ -2478,635 +3119,6 @@ export namespace v2xfuse {
 
             /** Shape of a FusionResult. */
             type $Shape = v2xfuse.v1.FusionResult.$Properties;
-        }
-
-        /**
-         * Properties of a Vector3WithConfidence.
-         * @deprecated Use v2xfuse.v1.Vector3WithConfidence.$Properties instead.
-         */
-        interface IVector3WithConfidence extends v2xfuse.v1.Vector3WithConfidence.$Properties {
-        }
-
-        /**
-         * A measured 3-vector with the ETSI notion of confidence: the half-width of the interval that holds the true value
-         * with 95 % probability (about 1.96 σ for a Gaussian), in the value's unit; 0 = unavailable.
-         */
-        class Vector3WithConfidence {
-
-            /**
-             * Constructs a new Vector3WithConfidence.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: v2xfuse.v1.Vector3WithConfidence.$Properties);
-
-            /** Unknown fields preserved while decoding when enabled */
-            $unknowns?: Uint8Array[];
-
-            /** Vector3WithConfidence x. */
-            x: number;
-
-            /** Vector3WithConfidence y. */
-            y: number;
-
-            /** Vector3WithConfidence z. */
-            z: number;
-
-            /** Vector3WithConfidence xConfidence. */
-            xConfidence: number;
-
-            /** Vector3WithConfidence yConfidence. */
-            yConfidence: number;
-
-            /** Vector3WithConfidence zConfidence. */
-            zConfidence: number;
-
-            /**
-             * Creates a new Vector3WithConfidence instance using the specified properties.
-             * @param [properties] Properties to set
-             * @returns Vector3WithConfidence instance
-             */
-            static create(properties: v2xfuse.v1.Vector3WithConfidence.$Shape): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
-            static create(properties?: v2xfuse.v1.Vector3WithConfidence.$Properties): v2xfuse.v1.Vector3WithConfidence;
-
-            /**
-             * Encodes the specified Vector3WithConfidence message. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
-             * @param message Vector3WithConfidence message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encode(message: v2xfuse.v1.Vector3WithConfidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Encodes the specified Vector3WithConfidence message, length delimited. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
-             * @param message Vector3WithConfidence message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encodeDelimited(message: v2xfuse.v1.Vector3WithConfidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Decodes a Vector3WithConfidence message from the specified reader or buffer.
-             * @param reader Reader or buffer to decode from
-             * @param [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
-
-            /**
-             * Decodes a Vector3WithConfidence message from the specified reader or buffer, length delimited.
-             * @param reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
-
-            /**
-             * Verifies a Vector3WithConfidence message.
-             * @param message Plain object to verify
-             * @returns `null` if valid, otherwise the reason why it is not
-             */
-            static verify(message: { [k: string]: any }): (string|null);
-
-            /**
-             * Creates a Vector3WithConfidence message from a plain object. Also converts values to their respective internal types.
-             * @param object Plain object
-             * @returns Vector3WithConfidence
-             */
-            static fromObject(object: { [k: string]: any }): v2xfuse.v1.Vector3WithConfidence;
-
-            /**
-             * Creates a plain object from a Vector3WithConfidence message. Also converts values to other types if specified.
-             * @param message Vector3WithConfidence
-             * @param [options] Conversion options
-             * @returns Plain object
-             */
-            static toObject(message: v2xfuse.v1.Vector3WithConfidence, options?: $protobuf.IConversionOptions): { [k: string]: any };
-
-            /**
-             * Converts this Vector3WithConfidence to JSON.
-             * @returns JSON object
-             */
-            toJSON(): { [k: string]: any };
-
-            /**
-             * Gets the type url for Vector3WithConfidence
-             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns The type url
-             */
-            static getTypeUrl(prefix?: string): string;
-        }
-
-        namespace Vector3WithConfidence {
-
-            /** Properties of a Vector3WithConfidence. */
-            interface $Properties {
-
-                /** Vector3WithConfidence x */
-                x?: (number|null);
-
-                /** Vector3WithConfidence y */
-                y?: (number|null);
-
-                /** Vector3WithConfidence z */
-                z?: (number|null);
-
-                /** Vector3WithConfidence xConfidence */
-                xConfidence?: (number|null);
-
-                /** Vector3WithConfidence yConfidence */
-                yConfidence?: (number|null);
-
-                /** Vector3WithConfidence zConfidence */
-                zConfidence?: (number|null);
-
-                /** Unknown fields preserved while decoding when enabled */
-                $unknowns?: Uint8Array[];
-            }
-
-            /** Shape of a Vector3WithConfidence. */
-            type $Shape = v2xfuse.v1.Vector3WithConfidence.$Properties;
-        }
-
-        /**
-         * Properties of a PerceivedObject.
-         * @deprecated Use v2xfuse.v1.PerceivedObject.$Properties instead.
-         */
-        interface IPerceivedObject extends v2xfuse.v1.PerceivedObject.$Properties {
-        }
-
-        /** Represents a PerceivedObject. */
-        class PerceivedObject {
-
-            /**
-             * Constructs a new PerceivedObject.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: v2xfuse.v1.PerceivedObject.$Properties);
-
-            /** Unknown fields preserved while decoding when enabled */
-            $unknowns?: Uint8Array[];
-
-            /** the sender's track id, stable across its messages */
-            objectId: number;
-
-            /** measurement time − header.capture_time_ns (CPM measurementDeltaTime) */
-            measurementDeltaNs: (number|Long);
-
-            /** box centre, metres, in the sender's agent (LiDAR) frame */
-            position?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
-
-            /** m/s in the same frame; absent = not estimated */
-            velocity?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
-
-            /** x = length (along the heading), y = width, z = height, metres */
-            dimensions?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
-
-            /** radians about z, agent frame */
-            yaw: number;
-
-            /** 95 % half-width, radians; 0 = unavailable */
-            yawConfidence: number;
-
-            /** rad/s */
-            yawRate: number;
-
-            /** PerceivedObject yawRateConfidence. */
-            yawRateConfidence: number;
-
-            /** PerceivedObject objectClass. */
-            objectClass: v2xfuse.v1.ObjectClass;
-
-            /** 0..1 */
-            classConfidence: number;
-
-            /** 0..1, the detector's score (CPM objectConfidence) */
-            existenceConfidence: number;
-
-            /** how long the sender has tracked it (CPM objectAge) */
-            ageMs: number;
-
-            /**
-             * Creates a new PerceivedObject instance using the specified properties.
-             * @param [properties] Properties to set
-             * @returns PerceivedObject instance
-             */
-            static create(properties: v2xfuse.v1.PerceivedObject.$Shape): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
-            static create(properties?: v2xfuse.v1.PerceivedObject.$Properties): v2xfuse.v1.PerceivedObject;
-
-            /**
-             * Encodes the specified PerceivedObject message. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
-             * @param message PerceivedObject message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encode(message: v2xfuse.v1.PerceivedObject.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Encodes the specified PerceivedObject message, length delimited. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
-             * @param message PerceivedObject message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encodeDelimited(message: v2xfuse.v1.PerceivedObject.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Decodes a PerceivedObject message from the specified reader or buffer.
-             * @param reader Reader or buffer to decode from
-             * @param [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
-
-            /**
-             * Decodes a PerceivedObject message from the specified reader or buffer, length delimited.
-             * @param reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
-
-            /**
-             * Verifies a PerceivedObject message.
-             * @param message Plain object to verify
-             * @returns `null` if valid, otherwise the reason why it is not
-             */
-            static verify(message: { [k: string]: any }): (string|null);
-
-            /**
-             * Creates a PerceivedObject message from a plain object. Also converts values to their respective internal types.
-             * @param object Plain object
-             * @returns PerceivedObject
-             */
-            static fromObject(object: { [k: string]: any }): v2xfuse.v1.PerceivedObject;
-
-            /**
-             * Creates a plain object from a PerceivedObject message. Also converts values to other types if specified.
-             * @param message PerceivedObject
-             * @param [options] Conversion options
-             * @returns Plain object
-             */
-            static toObject(message: v2xfuse.v1.PerceivedObject, options?: $protobuf.IConversionOptions): { [k: string]: any };
-
-            /**
-             * Converts this PerceivedObject to JSON.
-             * @returns JSON object
-             */
-            toJSON(): { [k: string]: any };
-
-            /**
-             * Gets the type url for PerceivedObject
-             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns The type url
-             */
-            static getTypeUrl(prefix?: string): string;
-        }
-
-        namespace PerceivedObject {
-
-            /** Properties of a PerceivedObject. */
-            interface $Properties {
-
-                /** the sender's track id, stable across its messages */
-                objectId?: (number|null);
-
-                /** measurement time − header.capture_time_ns (CPM measurementDeltaTime) */
-                measurementDeltaNs?: (number|Long|null);
-
-                /** box centre, metres, in the sender's agent (LiDAR) frame */
-                position?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
-
-                /** m/s in the same frame; absent = not estimated */
-                velocity?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
-
-                /** x = length (along the heading), y = width, z = height, metres */
-                dimensions?: (v2xfuse.v1.Vector3WithConfidence.$Properties|null);
-
-                /** radians about z, agent frame */
-                yaw?: (number|null);
-
-                /** 95 % half-width, radians; 0 = unavailable */
-                yawConfidence?: (number|null);
-
-                /** rad/s */
-                yawRate?: (number|null);
-
-                /** PerceivedObject yawRateConfidence */
-                yawRateConfidence?: (number|null);
-
-                /** PerceivedObject objectClass */
-                objectClass?: (v2xfuse.v1.ObjectClass|null);
-
-                /** 0..1 */
-                classConfidence?: (number|null);
-
-                /** 0..1, the detector's score (CPM objectConfidence) */
-                existenceConfidence?: (number|null);
-
-                /** how long the sender has tracked it (CPM objectAge) */
-                ageMs?: (number|null);
-
-                /** Unknown fields preserved while decoding when enabled */
-                $unknowns?: Uint8Array[];
-            }
-
-            /** Shape of a PerceivedObject. */
-            type $Shape = v2xfuse.v1.PerceivedObject.$Properties;
-        }
-
-        /**
-         * Properties of a FreeSpaceMap.
-         * @deprecated Use v2xfuse.v1.FreeSpaceMap.$Properties instead.
-         */
-        interface IFreeSpaceMap extends v2xfuse.v1.FreeSpaceMap.$Properties {
-        }
-
-        /**
-         * What the sender's own LiDAR saw free and occupied around it, on a BEV grid in its agent frame: the fusion node
-         * checks collaborators' objects against the ego's (an object in space the ego's beams crossed is a contradiction).
-         * Sent by the ego agent to its fusion node, not by every collaborator. Two bit planes over width × height cells,
-         * row-major (row = y, column = x, cell (0, 0) at x_min, y_min), bit k in byte k / 8 from the least significant
-         * bit: first "free" (a beam crossed the cell low enough that a car would have stopped it, no return above the
-         * ground in it), then "occupied" (a return above the ground); neither = unknown. The planes are raw-deflate
-         * compressed together: 2 × ceil(width × height / 8) bytes once inflated.
-         */
-        class FreeSpaceMap {
-
-            /**
-             * Constructs a new FreeSpaceMap.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: v2xfuse.v1.FreeSpaceMap.$Properties);
-
-            /** Unknown fields preserved while decoding when enabled */
-            $unknowns?: Uint8Array[];
-
-            /** metres, agent frame */
-            xMin: number;
-
-            /** FreeSpaceMap yMin. */
-            yMin: number;
-
-            /** metres */
-            cellSize: number;
-
-            /** cells along x */
-            width: number;
-
-            /** cells along y */
-            height: number;
-
-            /** raw deflate of the free plane, then the occupied plane */
-            planes: Uint8Array;
-
-            /**
-             * Creates a new FreeSpaceMap instance using the specified properties.
-             * @param [properties] Properties to set
-             * @returns FreeSpaceMap instance
-             */
-            static create(properties: v2xfuse.v1.FreeSpaceMap.$Shape): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
-            static create(properties?: v2xfuse.v1.FreeSpaceMap.$Properties): v2xfuse.v1.FreeSpaceMap;
-
-            /**
-             * Encodes the specified FreeSpaceMap message. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
-             * @param message FreeSpaceMap message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encode(message: v2xfuse.v1.FreeSpaceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Encodes the specified FreeSpaceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
-             * @param message FreeSpaceMap message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encodeDelimited(message: v2xfuse.v1.FreeSpaceMap.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Decodes a FreeSpaceMap message from the specified reader or buffer.
-             * @param reader Reader or buffer to decode from
-             * @param [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
-
-            /**
-             * Decodes a FreeSpaceMap message from the specified reader or buffer, length delimited.
-             * @param reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
-
-            /**
-             * Verifies a FreeSpaceMap message.
-             * @param message Plain object to verify
-             * @returns `null` if valid, otherwise the reason why it is not
-             */
-            static verify(message: { [k: string]: any }): (string|null);
-
-            /**
-             * Creates a FreeSpaceMap message from a plain object. Also converts values to their respective internal types.
-             * @param object Plain object
-             * @returns FreeSpaceMap
-             */
-            static fromObject(object: { [k: string]: any }): v2xfuse.v1.FreeSpaceMap;
-
-            /**
-             * Creates a plain object from a FreeSpaceMap message. Also converts values to other types if specified.
-             * @param message FreeSpaceMap
-             * @param [options] Conversion options
-             * @returns Plain object
-             */
-            static toObject(message: v2xfuse.v1.FreeSpaceMap, options?: $protobuf.IConversionOptions): { [k: string]: any };
-
-            /**
-             * Converts this FreeSpaceMap to JSON.
-             * @returns JSON object
-             */
-            toJSON(): { [k: string]: any };
-
-            /**
-             * Gets the type url for FreeSpaceMap
-             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns The type url
-             */
-            static getTypeUrl(prefix?: string): string;
-        }
-
-        namespace FreeSpaceMap {
-
-            /** Properties of a FreeSpaceMap. */
-            interface $Properties {
-
-                /** metres, agent frame */
-                xMin?: (number|null);
-
-                /** FreeSpaceMap yMin */
-                yMin?: (number|null);
-
-                /** metres */
-                cellSize?: (number|null);
-
-                /** cells along x */
-                width?: (number|null);
-
-                /** cells along y */
-                height?: (number|null);
-
-                /** raw deflate of the free plane, then the occupied plane */
-                planes?: (Uint8Array|null);
-
-                /** Unknown fields preserved while decoding when enabled */
-                $unknowns?: Uint8Array[];
-            }
-
-            /** Shape of a FreeSpaceMap. */
-            type $Shape = v2xfuse.v1.FreeSpaceMap.$Properties;
-        }
-
-        /**
-         * Properties of an ObjectList.
-         * @deprecated Use v2xfuse.v1.ObjectList.$Properties instead.
-         */
-        interface IObjectList extends v2xfuse.v1.ObjectList.$Properties {
-        }
-
-        /** Represents an ObjectList. */
-        class ObjectList {
-
-            /**
-             * Constructs a new ObjectList.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: v2xfuse.v1.ObjectList.$Properties);
-
-            /** Unknown fields preserved while decoding when enabled */
-            $unknowns?: Uint8Array[];
-
-            /** ObjectList header. */
-            header?: (v2xfuse.v1.Header.$Properties|null);
-
-            /** ObjectList objects. */
-            objects: v2xfuse.v1.PerceivedObject.$Properties[];
-
-            /** optional; see FreeSpaceMap */
-            freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
-
-            /** ObjectList signature. */
-            signature?: (v2xfuse.v1.Signature.$Properties|null);
-
-            /**
-             * Creates a new ObjectList instance using the specified properties.
-             * @param [properties] Properties to set
-             * @returns ObjectList instance
-             */
-            static create(properties: v2xfuse.v1.ObjectList.$Shape): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
-            static create(properties?: v2xfuse.v1.ObjectList.$Properties): v2xfuse.v1.ObjectList;
-
-            /**
-             * Encodes the specified ObjectList message. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
-             * @param message ObjectList message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encode(message: v2xfuse.v1.ObjectList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Encodes the specified ObjectList message, length delimited. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
-             * @param message ObjectList message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encodeDelimited(message: v2xfuse.v1.ObjectList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Decodes an ObjectList message from the specified reader or buffer.
-             * @param reader Reader or buffer to decode from
-             * @param [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
-
-            /**
-             * Decodes an ObjectList message from the specified reader or buffer, length delimited.
-             * @param reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
-
-            /**
-             * Verifies an ObjectList message.
-             * @param message Plain object to verify
-             * @returns `null` if valid, otherwise the reason why it is not
-             */
-            static verify(message: { [k: string]: any }): (string|null);
-
-            /**
-             * Creates an ObjectList message from a plain object. Also converts values to their respective internal types.
-             * @param object Plain object
-             * @returns ObjectList
-             */
-            static fromObject(object: { [k: string]: any }): v2xfuse.v1.ObjectList;
-
-            /**
-             * Creates a plain object from an ObjectList message. Also converts values to other types if specified.
-             * @param message ObjectList
-             * @param [options] Conversion options
-             * @returns Plain object
-             */
-            static toObject(message: v2xfuse.v1.ObjectList, options?: $protobuf.IConversionOptions): { [k: string]: any };
-
-            /**
-             * Converts this ObjectList to JSON.
-             * @returns JSON object
-             */
-            toJSON(): { [k: string]: any };
-
-            /**
-             * Gets the type url for ObjectList
-             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns The type url
-             */
-            static getTypeUrl(prefix?: string): string;
-        }
-
-        namespace ObjectList {
-
-            /** Properties of an ObjectList. */
-            interface $Properties {
-
-                /** ObjectList header */
-                header?: (v2xfuse.v1.Header.$Properties|null);
-
-                /** ObjectList objects */
-                objects?: (v2xfuse.v1.PerceivedObject.$Properties[]|null);
-
-                /** optional; see FreeSpaceMap */
-                freeSpace?: (v2xfuse.v1.FreeSpaceMap.$Properties|null);
-
-                /** ObjectList signature */
-                signature?: (v2xfuse.v1.Signature.$Properties|null);
-
-                /** Unknown fields preserved while decoding when enabled */
-                $unknowns?: Uint8Array[];
-            }
-
-            /** Shape of an ObjectList. */
-            type $Shape = v2xfuse.v1.ObjectList.$Properties;
         }
 
         /**

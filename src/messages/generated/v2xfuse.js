@@ -3244,6 +3244,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
              * @property {v2xfuse.v1.BevGrid.$Properties|null} [grid] FeatureFrame grid
              * @property {v2xfuse.v1.FeatureEncoding.$Properties|null} [encoding] FeatureFrame encoding
              * @property {Uint8Array|null} [payload] FeatureFrame payload
+             * @property {v2xfuse.v1.FreeSpaceMap.$Properties|null} [freeSpace] Optional: the sender's own free-space map (objects.proto FreeSpaceMap, same layout, agent frame). The ego agent
+             * sends it (agent --free-space) so that its fusion node can check collaborators' features against it.
              * @property {v2xfuse.v1.Signature.$Properties|null} [signature] FeatureFrame signature
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
@@ -3309,6 +3311,15 @@ export const v2xfuse = $root.v2xfuse = (() => {
             FeatureFrame.prototype.payload = $util.newBuffer([]);
 
             /**
+             * Optional: the sender's own free-space map (objects.proto FreeSpaceMap, same layout, agent frame). The ego agent
+             * sends it (agent --free-space) so that its fusion node can check collaborators' features against it.
+             * @member {v2xfuse.v1.FreeSpaceMap.$Properties|null|undefined} freeSpace
+             * @memberof v2xfuse.v1.FeatureFrame
+             * @instance
+             */
+            FeatureFrame.prototype.freeSpace = null;
+
+            /**
              * FeatureFrame signature.
              * @member {v2xfuse.v1.Signature.$Properties|null|undefined} signature
              * @memberof v2xfuse.v1.FeatureFrame
@@ -3356,6 +3367,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     $root.v2xfuse.v1.FeatureEncoding.encode(message.encoding, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
                 if (message.payload != null && $Object.hasOwnProperty.call(message, "payload") && message.payload.length)
                     writer.uint32(/* id 4, wireType 2 =*/34).bytes(message.payload);
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
+                    $root.v2xfuse.v1.FreeSpaceMap.encode(message.freeSpace, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
                     $root.v2xfuse.v1.Signature.encode(message.signature, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
@@ -3442,6 +3455,12 @@ export const v2xfuse = $root.v2xfuse = (() => {
                                 delete message.payload;
                             continue;
                         }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.decode(reader, reader.size(), $undefined, _depth + 1, message.freeSpace);
+                            continue;
+                        }
                     case 15: {
                             if (wireType !== 2)
                                 break;
@@ -3514,6 +3533,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                 if (message.payload != null && $Object.hasOwnProperty.call(message, "payload"))
                     if (!(message.payload && typeof message.payload.length === "number" || $util.isString(message.payload)))
                         return "payload: buffer expected";
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace")) {
+                    let error = $root.v2xfuse.v1.FreeSpaceMap.verify(message.freeSpace, _depth + 1);
+                    if (error)
+                        return "freeSpace." + error;
+                }
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature")) {
                     let error = $root.v2xfuse.v1.Signature.verify(message.signature, _depth + 1);
                     if (error)
@@ -3561,6 +3585,11 @@ export const v2xfuse = $root.v2xfuse = (() => {
                             $util.base64.decode(object.payload, message.payload = $util.newBuffer($util.base64.length(object.payload)), 0);
                         else if (object.payload.length >= 0)
                             message.payload = object.payload;
+                if (object.freeSpace != null) {
+                    if (!$util.isObject(object.freeSpace))
+                        throw $TypeError(".v2xfuse.v1.FeatureFrame.freeSpace: object expected");
+                    message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.fromObject(object.freeSpace, _depth + 1);
+                }
                 if (object.signature != null) {
                     if (!$util.isObject(object.signature))
                         throw $TypeError(".v2xfuse.v1.FeatureFrame.signature: object expected");
@@ -3597,6 +3626,7 @@ export const v2xfuse = $root.v2xfuse = (() => {
                         if (options.bytes !== $Array)
                             object.payload = $util.newBuffer(object.payload);
                     }
+                    object.freeSpace = null;
                     object.signature = null;
                 }
                 if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
@@ -3607,6 +3637,8 @@ export const v2xfuse = $root.v2xfuse = (() => {
                     object.encoding = $root.v2xfuse.v1.FeatureEncoding.toObject(message.encoding, options, _depth + 1);
                 if (message.payload != null && $Object.hasOwnProperty.call(message, "payload"))
                     object.payload = options.bytes === $String ? $util.base64.encode(message.payload, 0, message.payload.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.payload) : message.payload;
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
+                    object.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.toObject(message.freeSpace, options, _depth + 1);
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
                     object.signature = $root.v2xfuse.v1.Signature.toObject(message.signature, options, _depth + 1);
                 return object;
@@ -3638,6 +3670,1914 @@ export const v2xfuse = $root.v2xfuse = (() => {
             };
 
             return FeatureFrame;
+        })();
+
+        v1.Vector3WithConfidence = (function() {
+
+            /**
+             * Properties of a Vector3WithConfidence.
+             * @typedef {Object} v2xfuse.v1.Vector3WithConfidence.$Properties
+             * @property {number|null} [x] Vector3WithConfidence x
+             * @property {number|null} [y] Vector3WithConfidence y
+             * @property {number|null} [z] Vector3WithConfidence z
+             * @property {number|null} [xConfidence] Vector3WithConfidence xConfidence
+             * @property {number|null} [yConfidence] Vector3WithConfidence yConfidence
+             * @property {number|null} [zConfidence] Vector3WithConfidence zConfidence
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Vector3WithConfidence.
+             * @memberof v2xfuse.v1
+             * @interface IVector3WithConfidence
+             * @augments v2xfuse.v1.Vector3WithConfidence.$Properties
+             * @deprecated Use v2xfuse.v1.Vector3WithConfidence.$Properties instead.
+             */
+
+            /**
+             * Shape of a Vector3WithConfidence.
+             * @typedef {v2xfuse.v1.Vector3WithConfidence.$Properties} v2xfuse.v1.Vector3WithConfidence.$Shape
+             */
+
+            /**
+             * Constructs a new Vector3WithConfidence.
+             * @memberof v2xfuse.v1
+             * @classdesc A measured 3-vector with the ETSI notion of confidence: the half-width of the interval that holds the true value
+             * with 95 % probability (about 1.96 σ for a Gaussian), in the value's unit; 0 = unavailable.
+             * @constructor
+             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Vector3WithConfidence = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Vector3WithConfidence x.
+             * @member {number} x
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             */
+            Vector3WithConfidence.prototype.x = 0;
+
+            /**
+             * Vector3WithConfidence y.
+             * @member {number} y
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             */
+            Vector3WithConfidence.prototype.y = 0;
+
+            /**
+             * Vector3WithConfidence z.
+             * @member {number} z
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             */
+            Vector3WithConfidence.prototype.z = 0;
+
+            /**
+             * Vector3WithConfidence xConfidence.
+             * @member {number} xConfidence
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             */
+            Vector3WithConfidence.prototype.xConfidence = 0;
+
+            /**
+             * Vector3WithConfidence yConfidence.
+             * @member {number} yConfidence
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             */
+            Vector3WithConfidence.prototype.yConfidence = 0;
+
+            /**
+             * Vector3WithConfidence zConfidence.
+             * @member {number} zConfidence
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             */
+            Vector3WithConfidence.prototype.zConfidence = 0;
+
+            /**
+             * Creates a new Vector3WithConfidence instance using the specified properties.
+             * @function create
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties=} [properties] Properties to set
+             * @returns {v2xfuse.v1.Vector3WithConfidence} Vector3WithConfidence instance
+             * @type {{
+             *   (properties: v2xfuse.v1.Vector3WithConfidence.$Shape): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
+             *   (properties?: v2xfuse.v1.Vector3WithConfidence.$Properties): v2xfuse.v1.Vector3WithConfidence;
+             * }}
+             */
+            Vector3WithConfidence.create = function(properties) {
+                return new Vector3WithConfidence(properties);
+            };
+
+            /**
+             * Encodes the specified Vector3WithConfidence message. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
+             * @function encode
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties} message Vector3WithConfidence message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Vector3WithConfidence.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.x != null && $Object.hasOwnProperty.call(message, "x") && !$Object.is(message.x, 0))
+                    writer.uint32(/* id 1, wireType 5 =*/13).float(message.x);
+                if (message.y != null && $Object.hasOwnProperty.call(message, "y") && !$Object.is(message.y, 0))
+                    writer.uint32(/* id 2, wireType 5 =*/21).float(message.y);
+                if (message.z != null && $Object.hasOwnProperty.call(message, "z") && !$Object.is(message.z, 0))
+                    writer.uint32(/* id 3, wireType 5 =*/29).float(message.z);
+                if (message.xConfidence != null && $Object.hasOwnProperty.call(message, "xConfidence") && !$Object.is(message.xConfidence, 0))
+                    writer.uint32(/* id 4, wireType 5 =*/37).float(message.xConfidence);
+                if (message.yConfidence != null && $Object.hasOwnProperty.call(message, "yConfidence") && !$Object.is(message.yConfidence, 0))
+                    writer.uint32(/* id 5, wireType 5 =*/45).float(message.yConfidence);
+                if (message.zConfidence != null && $Object.hasOwnProperty.call(message, "zConfidence") && !$Object.is(message.zConfidence, 0))
+                    writer.uint32(/* id 6, wireType 5 =*/53).float(message.zConfidence);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified Vector3WithConfidence message, length delimited. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties} message Vector3WithConfidence message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Vector3WithConfidence.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a Vector3WithConfidence message from the specified reader or buffer.
+             * @function decode
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Vector3WithConfidence.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.v2xfuse.v1.Vector3WithConfidence();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.x = value;
+                            else
+                                delete message.x;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.y = value;
+                            else
+                                delete message.y;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.z = value;
+                            else
+                                delete message.z;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.xConfidence = value;
+                            else
+                                delete message.xConfidence;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yConfidence = value;
+                            else
+                                delete message.yConfidence;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.zConfidence = value;
+                            else
+                                delete message.zConfidence;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a Vector3WithConfidence message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Vector3WithConfidence.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a Vector3WithConfidence message.
+             * @function verify
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            Vector3WithConfidence.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.x != null && $Object.hasOwnProperty.call(message, "x"))
+                    if (typeof message.x !== "number")
+                        return "x: number expected";
+                if (message.y != null && $Object.hasOwnProperty.call(message, "y"))
+                    if (typeof message.y !== "number")
+                        return "y: number expected";
+                if (message.z != null && $Object.hasOwnProperty.call(message, "z"))
+                    if (typeof message.z !== "number")
+                        return "z: number expected";
+                if (message.xConfidence != null && $Object.hasOwnProperty.call(message, "xConfidence"))
+                    if (typeof message.xConfidence !== "number")
+                        return "xConfidence: number expected";
+                if (message.yConfidence != null && $Object.hasOwnProperty.call(message, "yConfidence"))
+                    if (typeof message.yConfidence !== "number")
+                        return "yConfidence: number expected";
+                if (message.zConfidence != null && $Object.hasOwnProperty.call(message, "zConfidence"))
+                    if (typeof message.zConfidence !== "number")
+                        return "zConfidence: number expected";
+                return null;
+            };
+
+            /**
+             * Creates a Vector3WithConfidence message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {v2xfuse.v1.Vector3WithConfidence} Vector3WithConfidence
+             */
+            Vector3WithConfidence.fromObject = function (object, _depth) {
+                if (object instanceof $root.v2xfuse.v1.Vector3WithConfidence)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".v2xfuse.v1.Vector3WithConfidence: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.v2xfuse.v1.Vector3WithConfidence();
+                if (object.x != null)
+                    if (!$Object.is($Number(object.x), 0))
+                        message.x = $Number(object.x);
+                if (object.y != null)
+                    if (!$Object.is($Number(object.y), 0))
+                        message.y = $Number(object.y);
+                if (object.z != null)
+                    if (!$Object.is($Number(object.z), 0))
+                        message.z = $Number(object.z);
+                if (object.xConfidence != null)
+                    if (!$Object.is($Number(object.xConfidence), 0))
+                        message.xConfidence = $Number(object.xConfidence);
+                if (object.yConfidence != null)
+                    if (!$Object.is($Number(object.yConfidence), 0))
+                        message.yConfidence = $Number(object.yConfidence);
+                if (object.zConfidence != null)
+                    if (!$Object.is($Number(object.zConfidence), 0))
+                        message.zConfidence = $Number(object.zConfidence);
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a Vector3WithConfidence message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {v2xfuse.v1.Vector3WithConfidence} message Vector3WithConfidence
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            Vector3WithConfidence.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.x = 0;
+                    object.y = 0;
+                    object.z = 0;
+                    object.xConfidence = 0;
+                    object.yConfidence = 0;
+                    object.zConfidence = 0;
+                }
+                if (message.x != null && $Object.hasOwnProperty.call(message, "x"))
+                    object.x = options.json && !$isFinite(message.x) ? $String(message.x) : message.x;
+                if (message.y != null && $Object.hasOwnProperty.call(message, "y"))
+                    object.y = options.json && !$isFinite(message.y) ? $String(message.y) : message.y;
+                if (message.z != null && $Object.hasOwnProperty.call(message, "z"))
+                    object.z = options.json && !$isFinite(message.z) ? $String(message.z) : message.z;
+                if (message.xConfidence != null && $Object.hasOwnProperty.call(message, "xConfidence"))
+                    object.xConfidence = options.json && !$isFinite(message.xConfidence) ? $String(message.xConfidence) : message.xConfidence;
+                if (message.yConfidence != null && $Object.hasOwnProperty.call(message, "yConfidence"))
+                    object.yConfidence = options.json && !$isFinite(message.yConfidence) ? $String(message.yConfidence) : message.yConfidence;
+                if (message.zConfidence != null && $Object.hasOwnProperty.call(message, "zConfidence"))
+                    object.zConfidence = options.json && !$isFinite(message.zConfidence) ? $String(message.zConfidence) : message.zConfidence;
+                return object;
+            };
+
+            /**
+             * Converts this Vector3WithConfidence to JSON.
+             * @function toJSON
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            Vector3WithConfidence.prototype.toJSON = function() {
+                return Vector3WithConfidence.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for Vector3WithConfidence
+             * @function getTypeUrl
+             * @memberof v2xfuse.v1.Vector3WithConfidence
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Vector3WithConfidence.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/v2xfuse.v1.Vector3WithConfidence";
+            };
+
+            return Vector3WithConfidence;
+        })();
+
+        v1.PerceivedObject = (function() {
+
+            /**
+             * Properties of a PerceivedObject.
+             * @typedef {Object} v2xfuse.v1.PerceivedObject.$Properties
+             * @property {number|null} [objectId] the sender's track id, stable across its messages
+             * @property {number|Long|null} [measurementDeltaNs] measurement time − header.capture_time_ns (CPM measurementDeltaTime)
+             * @property {v2xfuse.v1.Vector3WithConfidence.$Properties|null} [position] box centre, metres, in the sender's agent (LiDAR) frame
+             * @property {v2xfuse.v1.Vector3WithConfidence.$Properties|null} [velocity] m/s in the same frame; absent = not estimated
+             * @property {v2xfuse.v1.Vector3WithConfidence.$Properties|null} [dimensions] x = length (along the heading), y = width, z = height, metres
+             * @property {number|null} [yaw] radians about z, agent frame
+             * @property {number|null} [yawConfidence] 95 % half-width, radians; 0 = unavailable
+             * @property {number|null} [yawRate] rad/s
+             * @property {number|null} [yawRateConfidence] PerceivedObject yawRateConfidence
+             * @property {v2xfuse.v1.ObjectClass|null} [objectClass] PerceivedObject objectClass
+             * @property {number|null} [classConfidence] 0..1
+             * @property {number|null} [existenceConfidence] 0..1, the detector's score (CPM objectConfidence)
+             * @property {number|null} [ageMs] how long the sender has tracked it (CPM objectAge)
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a PerceivedObject.
+             * @memberof v2xfuse.v1
+             * @interface IPerceivedObject
+             * @augments v2xfuse.v1.PerceivedObject.$Properties
+             * @deprecated Use v2xfuse.v1.PerceivedObject.$Properties instead.
+             */
+
+            /**
+             * Shape of a PerceivedObject.
+             * @typedef {v2xfuse.v1.PerceivedObject.$Properties} v2xfuse.v1.PerceivedObject.$Shape
+             */
+
+            /**
+             * Constructs a new PerceivedObject.
+             * @memberof v2xfuse.v1
+             * @classdesc Represents a PerceivedObject.
+             * @constructor
+             * @param {v2xfuse.v1.PerceivedObject.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const PerceivedObject = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * the sender's track id, stable across its messages
+             * @member {number} objectId
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.objectId = 0;
+
+            /**
+             * measurement time − header.capture_time_ns (CPM measurementDeltaTime)
+             * @member {number|Long} measurementDeltaNs
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.measurementDeltaNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * box centre, metres, in the sender's agent (LiDAR) frame
+             * @member {v2xfuse.v1.Vector3WithConfidence.$Properties|null|undefined} position
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.position = null;
+
+            /**
+             * m/s in the same frame; absent = not estimated
+             * @member {v2xfuse.v1.Vector3WithConfidence.$Properties|null|undefined} velocity
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.velocity = null;
+
+            /**
+             * x = length (along the heading), y = width, z = height, metres
+             * @member {v2xfuse.v1.Vector3WithConfidence.$Properties|null|undefined} dimensions
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.dimensions = null;
+
+            /**
+             * radians about z, agent frame
+             * @member {number} yaw
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.yaw = 0;
+
+            /**
+             * 95 % half-width, radians; 0 = unavailable
+             * @member {number} yawConfidence
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.yawConfidence = 0;
+
+            /**
+             * rad/s
+             * @member {number} yawRate
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.yawRate = 0;
+
+            /**
+             * PerceivedObject yawRateConfidence.
+             * @member {number} yawRateConfidence
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.yawRateConfidence = 0;
+
+            /**
+             * PerceivedObject objectClass.
+             * @member {v2xfuse.v1.ObjectClass} objectClass
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.objectClass = 0;
+
+            /**
+             * 0..1
+             * @member {number} classConfidence
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.classConfidence = 0;
+
+            /**
+             * 0..1, the detector's score (CPM objectConfidence)
+             * @member {number} existenceConfidence
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.existenceConfidence = 0;
+
+            /**
+             * how long the sender has tracked it (CPM objectAge)
+             * @member {number} ageMs
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             */
+            PerceivedObject.prototype.ageMs = 0;
+
+            /**
+             * Creates a new PerceivedObject instance using the specified properties.
+             * @function create
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {v2xfuse.v1.PerceivedObject.$Properties=} [properties] Properties to set
+             * @returns {v2xfuse.v1.PerceivedObject} PerceivedObject instance
+             * @type {{
+             *   (properties: v2xfuse.v1.PerceivedObject.$Shape): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
+             *   (properties?: v2xfuse.v1.PerceivedObject.$Properties): v2xfuse.v1.PerceivedObject;
+             * }}
+             */
+            PerceivedObject.create = function(properties) {
+                return new PerceivedObject(properties);
+            };
+
+            /**
+             * Encodes the specified PerceivedObject message. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
+             * @function encode
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {v2xfuse.v1.PerceivedObject.$Properties} message PerceivedObject message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PerceivedObject.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.objectId != null && $Object.hasOwnProperty.call(message, "objectId") && message.objectId !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.objectId);
+                if (message.measurementDeltaNs != null && $Object.hasOwnProperty.call(message, "measurementDeltaNs") && (typeof message.measurementDeltaNs === "object" ? message.measurementDeltaNs.low || message.measurementDeltaNs.high : message.measurementDeltaNs !== 0))
+                    writer.uint32(/* id 2, wireType 0 =*/16).sint64(message.measurementDeltaNs);
+                if (message.position != null && $Object.hasOwnProperty.call(message, "position"))
+                    $root.v2xfuse.v1.Vector3WithConfidence.encode(message.position, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.velocity != null && $Object.hasOwnProperty.call(message, "velocity"))
+                    $root.v2xfuse.v1.Vector3WithConfidence.encode(message.velocity, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+                if (message.dimensions != null && $Object.hasOwnProperty.call(message, "dimensions"))
+                    $root.v2xfuse.v1.Vector3WithConfidence.encode(message.dimensions, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
+                if (message.yaw != null && $Object.hasOwnProperty.call(message, "yaw") && !$Object.is(message.yaw, 0))
+                    writer.uint32(/* id 6, wireType 5 =*/53).float(message.yaw);
+                if (message.yawConfidence != null && $Object.hasOwnProperty.call(message, "yawConfidence") && !$Object.is(message.yawConfidence, 0))
+                    writer.uint32(/* id 7, wireType 5 =*/61).float(message.yawConfidence);
+                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate") && !$Object.is(message.yawRate, 0))
+                    writer.uint32(/* id 8, wireType 5 =*/69).float(message.yawRate);
+                if (message.yawRateConfidence != null && $Object.hasOwnProperty.call(message, "yawRateConfidence") && !$Object.is(message.yawRateConfidence, 0))
+                    writer.uint32(/* id 9, wireType 5 =*/77).float(message.yawRateConfidence);
+                if (message.objectClass != null && $Object.hasOwnProperty.call(message, "objectClass") && message.objectClass !== 0)
+                    writer.uint32(/* id 10, wireType 0 =*/80).int32(message.objectClass);
+                if (message.classConfidence != null && $Object.hasOwnProperty.call(message, "classConfidence") && !$Object.is(message.classConfidence, 0))
+                    writer.uint32(/* id 11, wireType 5 =*/93).float(message.classConfidence);
+                if (message.existenceConfidence != null && $Object.hasOwnProperty.call(message, "existenceConfidence") && !$Object.is(message.existenceConfidence, 0))
+                    writer.uint32(/* id 12, wireType 5 =*/101).float(message.existenceConfidence);
+                if (message.ageMs != null && $Object.hasOwnProperty.call(message, "ageMs") && message.ageMs !== 0)
+                    writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.ageMs);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified PerceivedObject message, length delimited. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {v2xfuse.v1.PerceivedObject.$Properties} message PerceivedObject message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            PerceivedObject.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a PerceivedObject message from the specified reader or buffer.
+             * @function decode
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PerceivedObject.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.v2xfuse.v1.PerceivedObject();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.objectId = value;
+                            else
+                                delete message.objectId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.sint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.measurementDeltaNs = value;
+                            else
+                                delete message.measurementDeltaNs;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.position = $root.v2xfuse.v1.Vector3WithConfidence.decode(reader, reader.size(), $undefined, _depth + 1, message.position);
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            message.velocity = $root.v2xfuse.v1.Vector3WithConfidence.decode(reader, reader.size(), $undefined, _depth + 1, message.velocity);
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            message.dimensions = $root.v2xfuse.v1.Vector3WithConfidence.decode(reader, reader.size(), $undefined, _depth + 1, message.dimensions);
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yaw = value;
+                            else
+                                delete message.yaw;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yawConfidence = value;
+                            else
+                                delete message.yawConfidence;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yawRate = value;
+                            else
+                                delete message.yawRate;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yawRateConfidence = value;
+                            else
+                                delete message.yawRateConfidence;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.objectClass = value;
+                            else
+                                delete message.objectClass;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.classConfidence = value;
+                            else
+                                delete message.classConfidence;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.existenceConfidence = value;
+                            else
+                                delete message.existenceConfidence;
+                            continue;
+                        }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.ageMs = value;
+                            else
+                                delete message.ageMs;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a PerceivedObject message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            PerceivedObject.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a PerceivedObject message.
+             * @function verify
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            PerceivedObject.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.objectId != null && $Object.hasOwnProperty.call(message, "objectId"))
+                    if (!$util.isInteger(message.objectId))
+                        return "objectId: integer expected";
+                if (message.measurementDeltaNs != null && $Object.hasOwnProperty.call(message, "measurementDeltaNs"))
+                    if (!$util.isInteger(message.measurementDeltaNs) && !(message.measurementDeltaNs && $util.isInteger(message.measurementDeltaNs.low) && $util.isInteger(message.measurementDeltaNs.high)))
+                        return "measurementDeltaNs: integer|Long expected";
+                if (message.position != null && $Object.hasOwnProperty.call(message, "position")) {
+                    let error = $root.v2xfuse.v1.Vector3WithConfidence.verify(message.position, _depth + 1);
+                    if (error)
+                        return "position." + error;
+                }
+                if (message.velocity != null && $Object.hasOwnProperty.call(message, "velocity")) {
+                    let error = $root.v2xfuse.v1.Vector3WithConfidence.verify(message.velocity, _depth + 1);
+                    if (error)
+                        return "velocity." + error;
+                }
+                if (message.dimensions != null && $Object.hasOwnProperty.call(message, "dimensions")) {
+                    let error = $root.v2xfuse.v1.Vector3WithConfidence.verify(message.dimensions, _depth + 1);
+                    if (error)
+                        return "dimensions." + error;
+                }
+                if (message.yaw != null && $Object.hasOwnProperty.call(message, "yaw"))
+                    if (typeof message.yaw !== "number")
+                        return "yaw: number expected";
+                if (message.yawConfidence != null && $Object.hasOwnProperty.call(message, "yawConfidence"))
+                    if (typeof message.yawConfidence !== "number")
+                        return "yawConfidence: number expected";
+                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate"))
+                    if (typeof message.yawRate !== "number")
+                        return "yawRate: number expected";
+                if (message.yawRateConfidence != null && $Object.hasOwnProperty.call(message, "yawRateConfidence"))
+                    if (typeof message.yawRateConfidence !== "number")
+                        return "yawRateConfidence: number expected";
+                if (message.objectClass != null && $Object.hasOwnProperty.call(message, "objectClass"))
+                    if (typeof message.objectClass !== "number" || (message.objectClass | 0) !== message.objectClass)
+                        return "objectClass: enum value expected";
+                if (message.classConfidence != null && $Object.hasOwnProperty.call(message, "classConfidence"))
+                    if (typeof message.classConfidence !== "number")
+                        return "classConfidence: number expected";
+                if (message.existenceConfidence != null && $Object.hasOwnProperty.call(message, "existenceConfidence"))
+                    if (typeof message.existenceConfidence !== "number")
+                        return "existenceConfidence: number expected";
+                if (message.ageMs != null && $Object.hasOwnProperty.call(message, "ageMs"))
+                    if (!$util.isInteger(message.ageMs))
+                        return "ageMs: integer expected";
+                return null;
+            };
+
+            /**
+             * Creates a PerceivedObject message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {v2xfuse.v1.PerceivedObject} PerceivedObject
+             */
+            PerceivedObject.fromObject = function (object, _depth) {
+                if (object instanceof $root.v2xfuse.v1.PerceivedObject)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".v2xfuse.v1.PerceivedObject: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.v2xfuse.v1.PerceivedObject();
+                if (object.objectId != null)
+                    if ($Number(object.objectId) !== 0)
+                        message.objectId = object.objectId >>> 0;
+                if (object.measurementDeltaNs != null)
+                    if (typeof object.measurementDeltaNs === "object" ? object.measurementDeltaNs.low || object.measurementDeltaNs.high : $Number(object.measurementDeltaNs) !== 0)
+                        if ($util.Long)
+                            message.measurementDeltaNs = $util.Long.fromValue(object.measurementDeltaNs, false);
+                        else if (typeof object.measurementDeltaNs === "string")
+                            message.measurementDeltaNs = $parseInt(object.measurementDeltaNs, 10);
+                        else if (typeof object.measurementDeltaNs === "number")
+                            message.measurementDeltaNs = object.measurementDeltaNs;
+                        else if (typeof object.measurementDeltaNs === "object")
+                            message.measurementDeltaNs = new $util.LongBits(object.measurementDeltaNs.low >>> 0, object.measurementDeltaNs.high >>> 0).toNumber();
+                if (object.position != null) {
+                    if (!$util.isObject(object.position))
+                        throw $TypeError(".v2xfuse.v1.PerceivedObject.position: object expected");
+                    message.position = $root.v2xfuse.v1.Vector3WithConfidence.fromObject(object.position, _depth + 1);
+                }
+                if (object.velocity != null) {
+                    if (!$util.isObject(object.velocity))
+                        throw $TypeError(".v2xfuse.v1.PerceivedObject.velocity: object expected");
+                    message.velocity = $root.v2xfuse.v1.Vector3WithConfidence.fromObject(object.velocity, _depth + 1);
+                }
+                if (object.dimensions != null) {
+                    if (!$util.isObject(object.dimensions))
+                        throw $TypeError(".v2xfuse.v1.PerceivedObject.dimensions: object expected");
+                    message.dimensions = $root.v2xfuse.v1.Vector3WithConfidence.fromObject(object.dimensions, _depth + 1);
+                }
+                if (object.yaw != null)
+                    if (!$Object.is($Number(object.yaw), 0))
+                        message.yaw = $Number(object.yaw);
+                if (object.yawConfidence != null)
+                    if (!$Object.is($Number(object.yawConfidence), 0))
+                        message.yawConfidence = $Number(object.yawConfidence);
+                if (object.yawRate != null)
+                    if (!$Object.is($Number(object.yawRate), 0))
+                        message.yawRate = $Number(object.yawRate);
+                if (object.yawRateConfidence != null)
+                    if (!$Object.is($Number(object.yawRateConfidence), 0))
+                        message.yawRateConfidence = $Number(object.yawRateConfidence);
+                if (object.objectClass !== 0 && (typeof object.objectClass !== "string" || $root.v2xfuse.v1.ObjectClass[object.objectClass] !== 0))
+                    switch (object.objectClass) {
+                    case "OBJECT_CLASS_UNKNOWN":
+                    case 0:
+                        message.objectClass = 0;
+                        break;
+                    case "OBJECT_CLASS_VEHICLE":
+                    case 1:
+                        message.objectClass = 1;
+                        break;
+                    case "OBJECT_CLASS_PEDESTRIAN":
+                    case 2:
+                        message.objectClass = 2;
+                        break;
+                    case "OBJECT_CLASS_CYCLIST":
+                    case 3:
+                        message.objectClass = 3;
+                        break;
+                    case "OBJECT_CLASS_OTHER":
+                    case 4:
+                        message.objectClass = 4;
+                        break;
+                    default:
+                        if (typeof object.objectClass === "number" && (object.objectClass | 0) === object.objectClass)
+                            message.objectClass = object.objectClass;
+                    }
+                if (object.classConfidence != null)
+                    if (!$Object.is($Number(object.classConfidence), 0))
+                        message.classConfidence = $Number(object.classConfidence);
+                if (object.existenceConfidence != null)
+                    if (!$Object.is($Number(object.existenceConfidence), 0))
+                        message.existenceConfidence = $Number(object.existenceConfidence);
+                if (object.ageMs != null)
+                    if ($Number(object.ageMs) !== 0)
+                        message.ageMs = object.ageMs >>> 0;
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a PerceivedObject message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {v2xfuse.v1.PerceivedObject} message PerceivedObject
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            PerceivedObject.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.objectId = 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, false);
+                        object.measurementDeltaNs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.measurementDeltaNs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.position = null;
+                    object.velocity = null;
+                    object.dimensions = null;
+                    object.yaw = 0;
+                    object.yawConfidence = 0;
+                    object.yawRate = 0;
+                    object.yawRateConfidence = 0;
+                    object.objectClass = options.enums === $String ? "OBJECT_CLASS_UNKNOWN" : 0;
+                    object.classConfidence = 0;
+                    object.existenceConfidence = 0;
+                    object.ageMs = 0;
+                }
+                if (message.objectId != null && $Object.hasOwnProperty.call(message, "objectId"))
+                    object.objectId = message.objectId;
+                if (message.measurementDeltaNs != null && $Object.hasOwnProperty.call(message, "measurementDeltaNs"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.measurementDeltaNs = typeof message.measurementDeltaNs === "number" ? $BigInt(message.measurementDeltaNs) : $util.Long.fromBits(message.measurementDeltaNs.low >>> 0, message.measurementDeltaNs.high >>> 0, false).toBigInt();
+                    else if (typeof message.measurementDeltaNs === "number")
+                        object.measurementDeltaNs = options.longs === $String ? $String(message.measurementDeltaNs) : message.measurementDeltaNs;
+                    else
+                        object.measurementDeltaNs = options.longs === $String ? $util.Long.prototype.toString.call(message.measurementDeltaNs) : options.longs === $Number ? new $util.LongBits(message.measurementDeltaNs.low >>> 0, message.measurementDeltaNs.high >>> 0).toNumber() : message.measurementDeltaNs;
+                if (message.position != null && $Object.hasOwnProperty.call(message, "position"))
+                    object.position = $root.v2xfuse.v1.Vector3WithConfidence.toObject(message.position, options, _depth + 1);
+                if (message.velocity != null && $Object.hasOwnProperty.call(message, "velocity"))
+                    object.velocity = $root.v2xfuse.v1.Vector3WithConfidence.toObject(message.velocity, options, _depth + 1);
+                if (message.dimensions != null && $Object.hasOwnProperty.call(message, "dimensions"))
+                    object.dimensions = $root.v2xfuse.v1.Vector3WithConfidence.toObject(message.dimensions, options, _depth + 1);
+                if (message.yaw != null && $Object.hasOwnProperty.call(message, "yaw"))
+                    object.yaw = options.json && !$isFinite(message.yaw) ? $String(message.yaw) : message.yaw;
+                if (message.yawConfidence != null && $Object.hasOwnProperty.call(message, "yawConfidence"))
+                    object.yawConfidence = options.json && !$isFinite(message.yawConfidence) ? $String(message.yawConfidence) : message.yawConfidence;
+                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate"))
+                    object.yawRate = options.json && !$isFinite(message.yawRate) ? $String(message.yawRate) : message.yawRate;
+                if (message.yawRateConfidence != null && $Object.hasOwnProperty.call(message, "yawRateConfidence"))
+                    object.yawRateConfidence = options.json && !$isFinite(message.yawRateConfidence) ? $String(message.yawRateConfidence) : message.yawRateConfidence;
+                if (message.objectClass != null && $Object.hasOwnProperty.call(message, "objectClass"))
+                    object.objectClass = options.enums === $String ? $root.v2xfuse.v1.ObjectClass[message.objectClass] === $undefined ? message.objectClass : $root.v2xfuse.v1.ObjectClass[message.objectClass] : message.objectClass;
+                if (message.classConfidence != null && $Object.hasOwnProperty.call(message, "classConfidence"))
+                    object.classConfidence = options.json && !$isFinite(message.classConfidence) ? $String(message.classConfidence) : message.classConfidence;
+                if (message.existenceConfidence != null && $Object.hasOwnProperty.call(message, "existenceConfidence"))
+                    object.existenceConfidence = options.json && !$isFinite(message.existenceConfidence) ? $String(message.existenceConfidence) : message.existenceConfidence;
+                if (message.ageMs != null && $Object.hasOwnProperty.call(message, "ageMs"))
+                    object.ageMs = message.ageMs;
+                return object;
+            };
+
+            /**
+             * Converts this PerceivedObject to JSON.
+             * @function toJSON
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            PerceivedObject.prototype.toJSON = function() {
+                return PerceivedObject.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for PerceivedObject
+             * @function getTypeUrl
+             * @memberof v2xfuse.v1.PerceivedObject
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            PerceivedObject.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/v2xfuse.v1.PerceivedObject";
+            };
+
+            return PerceivedObject;
+        })();
+
+        v1.FreeSpaceMap = (function() {
+
+            /**
+             * Properties of a FreeSpaceMap.
+             * @typedef {Object} v2xfuse.v1.FreeSpaceMap.$Properties
+             * @property {number|null} [xMin] metres, agent frame
+             * @property {number|null} [yMin] FreeSpaceMap yMin
+             * @property {number|null} [cellSize] metres
+             * @property {number|null} [width] cells along x
+             * @property {number|null} [height] cells along y
+             * @property {Uint8Array|null} [planes] raw deflate of the free plane, then the occupied plane
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a FreeSpaceMap.
+             * @memberof v2xfuse.v1
+             * @interface IFreeSpaceMap
+             * @augments v2xfuse.v1.FreeSpaceMap.$Properties
+             * @deprecated Use v2xfuse.v1.FreeSpaceMap.$Properties instead.
+             */
+
+            /**
+             * Shape of a FreeSpaceMap.
+             * @typedef {v2xfuse.v1.FreeSpaceMap.$Properties} v2xfuse.v1.FreeSpaceMap.$Shape
+             */
+
+            /**
+             * Constructs a new FreeSpaceMap.
+             * @memberof v2xfuse.v1
+             * @classdesc What the sender's own LiDAR saw free and occupied around it, on a BEV grid in its agent frame: the fusion node
+             * checks collaborators' objects against the ego's (an object in space the ego's beams crossed is a contradiction).
+             * Sent by the ego agent to its fusion node, not by every collaborator. Two bit planes over width × height cells,
+             * row-major (row = y, column = x, cell (0, 0) at x_min, y_min), bit k in byte k / 8 from the least significant
+             * bit: first "free" (a beam crossed the cell low enough that a car would have stopped it, no return above the
+             * ground in it), then "occupied" (a return above the ground); neither = unknown. The planes are raw-deflate
+             * compressed together: 2 × ceil(width × height / 8) bytes once inflated.
+             * @constructor
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const FreeSpaceMap = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * metres, agent frame
+             * @member {number} xMin
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.xMin = 0;
+
+            /**
+             * FreeSpaceMap yMin.
+             * @member {number} yMin
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.yMin = 0;
+
+            /**
+             * metres
+             * @member {number} cellSize
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.cellSize = 0;
+
+            /**
+             * cells along x
+             * @member {number} width
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.width = 0;
+
+            /**
+             * cells along y
+             * @member {number} height
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.height = 0;
+
+            /**
+             * raw deflate of the free plane, then the occupied plane
+             * @member {Uint8Array} planes
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             */
+            FreeSpaceMap.prototype.planes = $util.newBuffer([]);
+
+            /**
+             * Creates a new FreeSpaceMap instance using the specified properties.
+             * @function create
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties=} [properties] Properties to set
+             * @returns {v2xfuse.v1.FreeSpaceMap} FreeSpaceMap instance
+             * @type {{
+             *   (properties: v2xfuse.v1.FreeSpaceMap.$Shape): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
+             *   (properties?: v2xfuse.v1.FreeSpaceMap.$Properties): v2xfuse.v1.FreeSpaceMap;
+             * }}
+             */
+            FreeSpaceMap.create = function(properties) {
+                return new FreeSpaceMap(properties);
+            };
+
+            /**
+             * Encodes the specified FreeSpaceMap message. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @function encode
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties} message FreeSpaceMap message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            FreeSpaceMap.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin") && !$Object.is(message.xMin, 0))
+                    writer.uint32(/* id 1, wireType 5 =*/13).float(message.xMin);
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin") && !$Object.is(message.yMin, 0))
+                    writer.uint32(/* id 2, wireType 5 =*/21).float(message.yMin);
+                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize") && !$Object.is(message.cellSize, 0))
+                    writer.uint32(/* id 3, wireType 5 =*/29).float(message.cellSize);
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width") && message.width !== 0)
+                    writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.width);
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height") && message.height !== 0)
+                    writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.height);
+                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes") && message.planes.length)
+                    writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.planes);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified FreeSpaceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap.$Properties} message FreeSpaceMap message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            FreeSpaceMap.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer.
+             * @function decode
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            FreeSpaceMap.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.v2xfuse.v1.FreeSpaceMap();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.xMin = value;
+                            else
+                                delete message.xMin;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.yMin = value;
+                            else
+                                delete message.yMin;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 5)
+                                break;
+                            if (!$Object.is(value = reader.float(), 0))
+                                message.cellSize = value;
+                            else
+                                delete message.cellSize;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.width = value;
+                            else
+                                delete message.width;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.height = value;
+                            else
+                                delete message.height;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.planes = value;
+                            else
+                                delete message.planes;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a FreeSpaceMap message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            FreeSpaceMap.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a FreeSpaceMap message.
+             * @function verify
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            FreeSpaceMap.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
+                    if (typeof message.xMin !== "number")
+                        return "xMin: number expected";
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
+                    if (typeof message.yMin !== "number")
+                        return "yMin: number expected";
+                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize"))
+                    if (typeof message.cellSize !== "number")
+                        return "cellSize: number expected";
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    if (!$util.isInteger(message.width))
+                        return "width: integer expected";
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    if (!$util.isInteger(message.height))
+                        return "height: integer expected";
+                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes"))
+                    if (!(message.planes && typeof message.planes.length === "number" || $util.isString(message.planes)))
+                        return "planes: buffer expected";
+                return null;
+            };
+
+            /**
+             * Creates a FreeSpaceMap message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {v2xfuse.v1.FreeSpaceMap} FreeSpaceMap
+             */
+            FreeSpaceMap.fromObject = function (object, _depth) {
+                if (object instanceof $root.v2xfuse.v1.FreeSpaceMap)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".v2xfuse.v1.FreeSpaceMap: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.v2xfuse.v1.FreeSpaceMap();
+                if (object.xMin != null)
+                    if (!$Object.is($Number(object.xMin), 0))
+                        message.xMin = $Number(object.xMin);
+                if (object.yMin != null)
+                    if (!$Object.is($Number(object.yMin), 0))
+                        message.yMin = $Number(object.yMin);
+                if (object.cellSize != null)
+                    if (!$Object.is($Number(object.cellSize), 0))
+                        message.cellSize = $Number(object.cellSize);
+                if (object.width != null)
+                    if ($Number(object.width) !== 0)
+                        message.width = object.width >>> 0;
+                if (object.height != null)
+                    if ($Number(object.height) !== 0)
+                        message.height = object.height >>> 0;
+                if (object.planes != null)
+                    if (object.planes.length)
+                        if (typeof object.planes === "string")
+                            $util.base64.decode(object.planes, message.planes = $util.newBuffer($util.base64.length(object.planes)), 0);
+                        else if (object.planes.length >= 0)
+                            message.planes = object.planes;
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a FreeSpaceMap message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {v2xfuse.v1.FreeSpaceMap} message FreeSpaceMap
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            FreeSpaceMap.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.xMin = 0;
+                    object.yMin = 0;
+                    object.cellSize = 0;
+                    object.width = 0;
+                    object.height = 0;
+                    if (options.bytes === $String)
+                        object.planes = "";
+                    else {
+                        object.planes = [];
+                        if (options.bytes !== $Array)
+                            object.planes = $util.newBuffer(object.planes);
+                    }
+                }
+                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
+                    object.xMin = options.json && !$isFinite(message.xMin) ? $String(message.xMin) : message.xMin;
+                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
+                    object.yMin = options.json && !$isFinite(message.yMin) ? $String(message.yMin) : message.yMin;
+                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize"))
+                    object.cellSize = options.json && !$isFinite(message.cellSize) ? $String(message.cellSize) : message.cellSize;
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    object.width = message.width;
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    object.height = message.height;
+                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes"))
+                    object.planes = options.bytes === $String ? $util.base64.encode(message.planes, 0, message.planes.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.planes) : message.planes;
+                return object;
+            };
+
+            /**
+             * Converts this FreeSpaceMap to JSON.
+             * @function toJSON
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            FreeSpaceMap.prototype.toJSON = function() {
+                return FreeSpaceMap.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for FreeSpaceMap
+             * @function getTypeUrl
+             * @memberof v2xfuse.v1.FreeSpaceMap
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            FreeSpaceMap.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/v2xfuse.v1.FreeSpaceMap";
+            };
+
+            return FreeSpaceMap;
+        })();
+
+        v1.ObjectList = (function() {
+
+            /**
+             * Properties of an ObjectList.
+             * @typedef {Object} v2xfuse.v1.ObjectList.$Properties
+             * @property {v2xfuse.v1.Header.$Properties|null} [header] ObjectList header
+             * @property {Array.<v2xfuse.v1.PerceivedObject.$Properties>|null} [objects] ObjectList objects
+             * @property {v2xfuse.v1.FreeSpaceMap.$Properties|null} [freeSpace] optional; see FreeSpaceMap
+             * @property {v2xfuse.v1.Signature.$Properties|null} [signature] ObjectList signature
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an ObjectList.
+             * @memberof v2xfuse.v1
+             * @interface IObjectList
+             * @augments v2xfuse.v1.ObjectList.$Properties
+             * @deprecated Use v2xfuse.v1.ObjectList.$Properties instead.
+             */
+
+            /**
+             * Shape of an ObjectList.
+             * @typedef {v2xfuse.v1.ObjectList.$Properties} v2xfuse.v1.ObjectList.$Shape
+             */
+
+            /**
+             * Constructs a new ObjectList.
+             * @memberof v2xfuse.v1
+             * @classdesc Represents an ObjectList.
+             * @constructor
+             * @param {v2xfuse.v1.ObjectList.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ObjectList = function (properties) {
+                this.objects = [];
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * ObjectList header.
+             * @member {v2xfuse.v1.Header.$Properties|null|undefined} header
+             * @memberof v2xfuse.v1.ObjectList
+             * @instance
+             */
+            ObjectList.prototype.header = null;
+
+            /**
+             * ObjectList objects.
+             * @member {Array.<v2xfuse.v1.PerceivedObject.$Properties>} objects
+             * @memberof v2xfuse.v1.ObjectList
+             * @instance
+             */
+            ObjectList.prototype.objects = $util.emptyArray;
+
+            /**
+             * optional; see FreeSpaceMap
+             * @member {v2xfuse.v1.FreeSpaceMap.$Properties|null|undefined} freeSpace
+             * @memberof v2xfuse.v1.ObjectList
+             * @instance
+             */
+            ObjectList.prototype.freeSpace = null;
+
+            /**
+             * ObjectList signature.
+             * @member {v2xfuse.v1.Signature.$Properties|null|undefined} signature
+             * @memberof v2xfuse.v1.ObjectList
+             * @instance
+             */
+            ObjectList.prototype.signature = null;
+
+            /**
+             * Creates a new ObjectList instance using the specified properties.
+             * @function create
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {v2xfuse.v1.ObjectList.$Properties=} [properties] Properties to set
+             * @returns {v2xfuse.v1.ObjectList} ObjectList instance
+             * @type {{
+             *   (properties: v2xfuse.v1.ObjectList.$Shape): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
+             *   (properties?: v2xfuse.v1.ObjectList.$Properties): v2xfuse.v1.ObjectList;
+             * }}
+             */
+            ObjectList.create = function(properties) {
+                return new ObjectList(properties);
+            };
+
+            /**
+             * Encodes the specified ObjectList message. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
+             * @function encode
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {v2xfuse.v1.ObjectList.$Properties} message ObjectList message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ObjectList.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
+                    $root.v2xfuse.v1.Header.encode(message.header, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+                if (message.objects != null && message.objects.length)
+                    for (let i = 0; i < message.objects.length; ++i)
+                        $root.v2xfuse.v1.PerceivedObject.encode(message.objects[i], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
+                    $root.v2xfuse.v1.FreeSpaceMap.encode(message.freeSpace, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
+                    $root.v2xfuse.v1.Signature.encode(message.signature, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified ObjectList message, length delimited. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {v2xfuse.v1.ObjectList.$Properties} message ObjectList message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ObjectList.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes an ObjectList message from the specified reader or buffer.
+             * @function decode
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ObjectList.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.v2xfuse.v1.ObjectList();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.header = $root.v2xfuse.v1.Header.decode(reader, reader.size(), $undefined, _depth + 1, message.header);
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.objects && message.objects.length))
+                                message.objects = [];
+                            message.objects.push($root.v2xfuse.v1.PerceivedObject.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.decode(reader, reader.size(), $undefined, _depth + 1, message.freeSpace);
+                            continue;
+                        }
+                    case 15: {
+                            if (wireType !== 2)
+                                break;
+                            message.signature = $root.v2xfuse.v1.Signature.decode(reader, reader.size(), $undefined, _depth + 1, message.signature);
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes an ObjectList message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ObjectList.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies an ObjectList message.
+             * @function verify
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            ObjectList.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.header != null && $Object.hasOwnProperty.call(message, "header")) {
+                    let error = $root.v2xfuse.v1.Header.verify(message.header, _depth + 1);
+                    if (error)
+                        return "header." + error;
+                }
+                if (message.objects != null && $Object.hasOwnProperty.call(message, "objects")) {
+                    if (!$Array.isArray(message.objects))
+                        return "objects: array expected";
+                    for (let i = 0; i < message.objects.length; ++i) {
+                        let error = $root.v2xfuse.v1.PerceivedObject.verify(message.objects[i], _depth + 1);
+                        if (error)
+                            return "objects." + error;
+                    }
+                }
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace")) {
+                    let error = $root.v2xfuse.v1.FreeSpaceMap.verify(message.freeSpace, _depth + 1);
+                    if (error)
+                        return "freeSpace." + error;
+                }
+                if (message.signature != null && $Object.hasOwnProperty.call(message, "signature")) {
+                    let error = $root.v2xfuse.v1.Signature.verify(message.signature, _depth + 1);
+                    if (error)
+                        return "signature." + error;
+                }
+                return null;
+            };
+
+            /**
+             * Creates an ObjectList message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {v2xfuse.v1.ObjectList} ObjectList
+             */
+            ObjectList.fromObject = function (object, _depth) {
+                if (object instanceof $root.v2xfuse.v1.ObjectList)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".v2xfuse.v1.ObjectList: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.v2xfuse.v1.ObjectList();
+                if (object.header != null) {
+                    if (!$util.isObject(object.header))
+                        throw $TypeError(".v2xfuse.v1.ObjectList.header: object expected");
+                    message.header = $root.v2xfuse.v1.Header.fromObject(object.header, _depth + 1);
+                }
+                if (object.objects) {
+                    if (!$Array.isArray(object.objects))
+                        throw $TypeError(".v2xfuse.v1.ObjectList.objects: array expected");
+                    message.objects = $Array(object.objects.length);
+                    for (let i = 0; i < object.objects.length; ++i) {
+                        if (!$util.isObject(object.objects[i]))
+                            throw $TypeError(".v2xfuse.v1.ObjectList.objects: object expected");
+                        message.objects[i] = $root.v2xfuse.v1.PerceivedObject.fromObject(object.objects[i], _depth + 1);
+                    }
+                }
+                if (object.freeSpace != null) {
+                    if (!$util.isObject(object.freeSpace))
+                        throw $TypeError(".v2xfuse.v1.ObjectList.freeSpace: object expected");
+                    message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.fromObject(object.freeSpace, _depth + 1);
+                }
+                if (object.signature != null) {
+                    if (!$util.isObject(object.signature))
+                        throw $TypeError(".v2xfuse.v1.ObjectList.signature: object expected");
+                    message.signature = $root.v2xfuse.v1.Signature.fromObject(object.signature, _depth + 1);
+                }
+                return message;
+            };
+
+            /**
+             * Creates a plain object from an ObjectList message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {v2xfuse.v1.ObjectList} message ObjectList
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            ObjectList.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.arrays || options.defaults)
+                    object.objects = [];
+                if (options.defaults) {
+                    object.header = null;
+                    object.freeSpace = null;
+                    object.signature = null;
+                }
+                if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
+                    object.header = $root.v2xfuse.v1.Header.toObject(message.header, options, _depth + 1);
+                if (message.objects && message.objects.length) {
+                    object.objects = $Array(message.objects.length);
+                    for (let j = 0; j < message.objects.length; ++j)
+                        object.objects[j] = $root.v2xfuse.v1.PerceivedObject.toObject(message.objects[j], options, _depth + 1);
+                }
+                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
+                    object.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.toObject(message.freeSpace, options, _depth + 1);
+                if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
+                    object.signature = $root.v2xfuse.v1.Signature.toObject(message.signature, options, _depth + 1);
+                return object;
+            };
+
+            /**
+             * Converts this ObjectList to JSON.
+             * @function toJSON
+             * @memberof v2xfuse.v1.ObjectList
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            ObjectList.prototype.toJSON = function() {
+                return ObjectList.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for ObjectList
+             * @function getTypeUrl
+             * @memberof v2xfuse.v1.ObjectList
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ObjectList.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/v2xfuse.v1.ObjectList";
+            };
+
+            return ObjectList;
         })();
 
         v1.Detection = (function() {
@@ -7474,1914 +9414,6 @@ export const v2xfuse = $root.v2xfuse = (() => {
             };
 
             return FusionResult;
-        })();
-
-        v1.Vector3WithConfidence = (function() {
-
-            /**
-             * Properties of a Vector3WithConfidence.
-             * @typedef {Object} v2xfuse.v1.Vector3WithConfidence.$Properties
-             * @property {number|null} [x] Vector3WithConfidence x
-             * @property {number|null} [y] Vector3WithConfidence y
-             * @property {number|null} [z] Vector3WithConfidence z
-             * @property {number|null} [xConfidence] Vector3WithConfidence xConfidence
-             * @property {number|null} [yConfidence] Vector3WithConfidence yConfidence
-             * @property {number|null} [zConfidence] Vector3WithConfidence zConfidence
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-
-            /**
-             * Properties of a Vector3WithConfidence.
-             * @memberof v2xfuse.v1
-             * @interface IVector3WithConfidence
-             * @augments v2xfuse.v1.Vector3WithConfidence.$Properties
-             * @deprecated Use v2xfuse.v1.Vector3WithConfidence.$Properties instead.
-             */
-
-            /**
-             * Shape of a Vector3WithConfidence.
-             * @typedef {v2xfuse.v1.Vector3WithConfidence.$Properties} v2xfuse.v1.Vector3WithConfidence.$Shape
-             */
-
-            /**
-             * Constructs a new Vector3WithConfidence.
-             * @memberof v2xfuse.v1
-             * @classdesc A measured 3-vector with the ETSI notion of confidence: the half-width of the interval that holds the true value
-             * with 95 % probability (about 1.96 σ for a Gaussian), in the value's unit; 0 = unavailable.
-             * @constructor
-             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties=} [properties] Properties to set
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-            const Vector3WithConfidence = function (properties) {
-                if (properties)
-                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                            this[keys[i]] = properties[keys[i]];
-            };
-
-            /**
-             * Vector3WithConfidence x.
-             * @member {number} x
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             */
-            Vector3WithConfidence.prototype.x = 0;
-
-            /**
-             * Vector3WithConfidence y.
-             * @member {number} y
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             */
-            Vector3WithConfidence.prototype.y = 0;
-
-            /**
-             * Vector3WithConfidence z.
-             * @member {number} z
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             */
-            Vector3WithConfidence.prototype.z = 0;
-
-            /**
-             * Vector3WithConfidence xConfidence.
-             * @member {number} xConfidence
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             */
-            Vector3WithConfidence.prototype.xConfidence = 0;
-
-            /**
-             * Vector3WithConfidence yConfidence.
-             * @member {number} yConfidence
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             */
-            Vector3WithConfidence.prototype.yConfidence = 0;
-
-            /**
-             * Vector3WithConfidence zConfidence.
-             * @member {number} zConfidence
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             */
-            Vector3WithConfidence.prototype.zConfidence = 0;
-
-            /**
-             * Creates a new Vector3WithConfidence instance using the specified properties.
-             * @function create
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties=} [properties] Properties to set
-             * @returns {v2xfuse.v1.Vector3WithConfidence} Vector3WithConfidence instance
-             * @type {{
-             *   (properties: v2xfuse.v1.Vector3WithConfidence.$Shape): v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape;
-             *   (properties?: v2xfuse.v1.Vector3WithConfidence.$Properties): v2xfuse.v1.Vector3WithConfidence;
-             * }}
-             */
-            Vector3WithConfidence.create = function(properties) {
-                return new Vector3WithConfidence(properties);
-            };
-
-            /**
-             * Encodes the specified Vector3WithConfidence message. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
-             * @function encode
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties} message Vector3WithConfidence message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            Vector3WithConfidence.encode = function (message, writer, _depth) {
-                if (!writer)
-                    writer = $Writer.create();
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                if (message.x != null && $Object.hasOwnProperty.call(message, "x") && !$Object.is(message.x, 0))
-                    writer.uint32(/* id 1, wireType 5 =*/13).float(message.x);
-                if (message.y != null && $Object.hasOwnProperty.call(message, "y") && !$Object.is(message.y, 0))
-                    writer.uint32(/* id 2, wireType 5 =*/21).float(message.y);
-                if (message.z != null && $Object.hasOwnProperty.call(message, "z") && !$Object.is(message.z, 0))
-                    writer.uint32(/* id 3, wireType 5 =*/29).float(message.z);
-                if (message.xConfidence != null && $Object.hasOwnProperty.call(message, "xConfidence") && !$Object.is(message.xConfidence, 0))
-                    writer.uint32(/* id 4, wireType 5 =*/37).float(message.xConfidence);
-                if (message.yConfidence != null && $Object.hasOwnProperty.call(message, "yConfidence") && !$Object.is(message.yConfidence, 0))
-                    writer.uint32(/* id 5, wireType 5 =*/45).float(message.yConfidence);
-                if (message.zConfidence != null && $Object.hasOwnProperty.call(message, "zConfidence") && !$Object.is(message.zConfidence, 0))
-                    writer.uint32(/* id 6, wireType 5 =*/53).float(message.zConfidence);
-                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                    for (let i = 0; i < message.$unknowns.length; ++i)
-                        writer.raw(message.$unknowns[i]);
-                return writer;
-            };
-
-            /**
-             * Encodes the specified Vector3WithConfidence message, length delimited. Does not implicitly {@link v2xfuse.v1.Vector3WithConfidence.verify|verify} messages.
-             * @function encodeDelimited
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {v2xfuse.v1.Vector3WithConfidence.$Properties} message Vector3WithConfidence message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            Vector3WithConfidence.encodeDelimited = function(message, writer) {
-                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
-            };
-
-            /**
-             * Decodes a Vector3WithConfidence message from the specified reader or buffer.
-             * @function decode
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @param {number} [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            Vector3WithConfidence.decode = function (reader, length, _end, _depth, _target) {
-                if (!(reader instanceof $Reader))
-                    reader = $Reader.create(reader);
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $Reader.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let end, message, value;
-                if (length === $undefined)
-                    end = reader.len;
-                else {
-                    end = reader.pos + length;
-                    if (end > reader.len)
-                        throw $RangeError("index out of range");
-                    length = reader.len;
-                    reader.len = end;
-                }
-                message = _target || new $root.v2xfuse.v1.Vector3WithConfidence();
-                while (reader.pos < end) {
-                    let start = reader.pos;
-                    let tag = reader.tag();
-                    if (tag === _end) {
-                        _end = $undefined;
-                        break;
-                    }
-                    let wireType = tag & 7;
-                    switch (tag >>>= 3) {
-                    case 1: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.x = value;
-                            else
-                                delete message.x;
-                            continue;
-                        }
-                    case 2: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.y = value;
-                            else
-                                delete message.y;
-                            continue;
-                        }
-                    case 3: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.z = value;
-                            else
-                                delete message.z;
-                            continue;
-                        }
-                    case 4: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.xConfidence = value;
-                            else
-                                delete message.xConfidence;
-                            continue;
-                        }
-                    case 5: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.yConfidence = value;
-                            else
-                                delete message.yConfidence;
-                            continue;
-                        }
-                    case 6: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.zConfidence = value;
-                            else
-                                delete message.zConfidence;
-                            continue;
-                        }
-                    }
-                    reader.skipType(wireType, _depth, tag);
-                    if (!reader.discardUnknown) {
-                        $util.makeProp(message, "$unknowns", false);
-                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                    }
-                }
-                if (length !== $undefined) {
-                    if (reader.pos !== end)
-                        throw $RangeError("index out of range");
-                    reader.len = length;
-                }
-                if (_end !== $undefined)
-                    throw $Error("missing end group");
-                return message;
-            };
-
-            /**
-             * Decodes a Vector3WithConfidence message from the specified reader or buffer, length delimited.
-             * @function decodeDelimited
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.Vector3WithConfidence & v2xfuse.v1.Vector3WithConfidence.$Shape} Vector3WithConfidence
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            Vector3WithConfidence.decodeDelimited = function(reader) {
-                if (!(reader instanceof $Reader))
-                    reader = new $Reader(reader);
-                return this.decode(reader, reader.size());
-            };
-
-            /**
-             * Verifies a Vector3WithConfidence message.
-             * @function verify
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {Object.<string,*>} message Plain object to verify
-             * @returns {string|null} `null` if valid, otherwise the reason why it is not
-             */
-            Vector3WithConfidence.verify = function (message, _depth) {
-                if (typeof message !== "object" || message === null)
-                    return "object expected";
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    return "max depth exceeded";
-                if (message.x != null && $Object.hasOwnProperty.call(message, "x"))
-                    if (typeof message.x !== "number")
-                        return "x: number expected";
-                if (message.y != null && $Object.hasOwnProperty.call(message, "y"))
-                    if (typeof message.y !== "number")
-                        return "y: number expected";
-                if (message.z != null && $Object.hasOwnProperty.call(message, "z"))
-                    if (typeof message.z !== "number")
-                        return "z: number expected";
-                if (message.xConfidence != null && $Object.hasOwnProperty.call(message, "xConfidence"))
-                    if (typeof message.xConfidence !== "number")
-                        return "xConfidence: number expected";
-                if (message.yConfidence != null && $Object.hasOwnProperty.call(message, "yConfidence"))
-                    if (typeof message.yConfidence !== "number")
-                        return "yConfidence: number expected";
-                if (message.zConfidence != null && $Object.hasOwnProperty.call(message, "zConfidence"))
-                    if (typeof message.zConfidence !== "number")
-                        return "zConfidence: number expected";
-                return null;
-            };
-
-            /**
-             * Creates a Vector3WithConfidence message from a plain object. Also converts values to their respective internal types.
-             * @function fromObject
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {Object.<string,*>} object Plain object
-             * @returns {v2xfuse.v1.Vector3WithConfidence} Vector3WithConfidence
-             */
-            Vector3WithConfidence.fromObject = function (object, _depth) {
-                if (object instanceof $root.v2xfuse.v1.Vector3WithConfidence)
-                    return object;
-                if (!$util.isObject(object))
-                    throw $TypeError(".v2xfuse.v1.Vector3WithConfidence: object expected");
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let message = new $root.v2xfuse.v1.Vector3WithConfidence();
-                if (object.x != null)
-                    if (!$Object.is($Number(object.x), 0))
-                        message.x = $Number(object.x);
-                if (object.y != null)
-                    if (!$Object.is($Number(object.y), 0))
-                        message.y = $Number(object.y);
-                if (object.z != null)
-                    if (!$Object.is($Number(object.z), 0))
-                        message.z = $Number(object.z);
-                if (object.xConfidence != null)
-                    if (!$Object.is($Number(object.xConfidence), 0))
-                        message.xConfidence = $Number(object.xConfidence);
-                if (object.yConfidence != null)
-                    if (!$Object.is($Number(object.yConfidence), 0))
-                        message.yConfidence = $Number(object.yConfidence);
-                if (object.zConfidence != null)
-                    if (!$Object.is($Number(object.zConfidence), 0))
-                        message.zConfidence = $Number(object.zConfidence);
-                return message;
-            };
-
-            /**
-             * Creates a plain object from a Vector3WithConfidence message. Also converts values to other types if specified.
-             * @function toObject
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {v2xfuse.v1.Vector3WithConfidence} message Vector3WithConfidence
-             * @param {$protobuf.IConversionOptions} [options] Conversion options
-             * @returns {Object.<string,*>} Plain object
-             */
-            Vector3WithConfidence.toObject = function (message, options, _depth) {
-                if (!options)
-                    options = {};
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let object = {};
-                if (options.defaults) {
-                    object.x = 0;
-                    object.y = 0;
-                    object.z = 0;
-                    object.xConfidence = 0;
-                    object.yConfidence = 0;
-                    object.zConfidence = 0;
-                }
-                if (message.x != null && $Object.hasOwnProperty.call(message, "x"))
-                    object.x = options.json && !$isFinite(message.x) ? $String(message.x) : message.x;
-                if (message.y != null && $Object.hasOwnProperty.call(message, "y"))
-                    object.y = options.json && !$isFinite(message.y) ? $String(message.y) : message.y;
-                if (message.z != null && $Object.hasOwnProperty.call(message, "z"))
-                    object.z = options.json && !$isFinite(message.z) ? $String(message.z) : message.z;
-                if (message.xConfidence != null && $Object.hasOwnProperty.call(message, "xConfidence"))
-                    object.xConfidence = options.json && !$isFinite(message.xConfidence) ? $String(message.xConfidence) : message.xConfidence;
-                if (message.yConfidence != null && $Object.hasOwnProperty.call(message, "yConfidence"))
-                    object.yConfidence = options.json && !$isFinite(message.yConfidence) ? $String(message.yConfidence) : message.yConfidence;
-                if (message.zConfidence != null && $Object.hasOwnProperty.call(message, "zConfidence"))
-                    object.zConfidence = options.json && !$isFinite(message.zConfidence) ? $String(message.zConfidence) : message.zConfidence;
-                return object;
-            };
-
-            /**
-             * Converts this Vector3WithConfidence to JSON.
-             * @function toJSON
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @instance
-             * @returns {Object.<string,*>} JSON object
-             */
-            Vector3WithConfidence.prototype.toJSON = function() {
-                return Vector3WithConfidence.toObject(this, $protobuf.util.toJSONOptions);
-            };
-
-            /**
-             * Gets the type url for Vector3WithConfidence
-             * @function getTypeUrl
-             * @memberof v2xfuse.v1.Vector3WithConfidence
-             * @static
-             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns {string} The type url
-             */
-            Vector3WithConfidence.getTypeUrl = function(prefix) {
-                if (prefix === $undefined)
-                    prefix = "type.googleapis.com";
-                return prefix + "/v2xfuse.v1.Vector3WithConfidence";
-            };
-
-            return Vector3WithConfidence;
-        })();
-
-        v1.PerceivedObject = (function() {
-
-            /**
-             * Properties of a PerceivedObject.
-             * @typedef {Object} v2xfuse.v1.PerceivedObject.$Properties
-             * @property {number|null} [objectId] the sender's track id, stable across its messages
-             * @property {number|Long|null} [measurementDeltaNs] measurement time − header.capture_time_ns (CPM measurementDeltaTime)
-             * @property {v2xfuse.v1.Vector3WithConfidence.$Properties|null} [position] box centre, metres, in the sender's agent (LiDAR) frame
-             * @property {v2xfuse.v1.Vector3WithConfidence.$Properties|null} [velocity] m/s in the same frame; absent = not estimated
-             * @property {v2xfuse.v1.Vector3WithConfidence.$Properties|null} [dimensions] x = length (along the heading), y = width, z = height, metres
-             * @property {number|null} [yaw] radians about z, agent frame
-             * @property {number|null} [yawConfidence] 95 % half-width, radians; 0 = unavailable
-             * @property {number|null} [yawRate] rad/s
-             * @property {number|null} [yawRateConfidence] PerceivedObject yawRateConfidence
-             * @property {v2xfuse.v1.ObjectClass|null} [objectClass] PerceivedObject objectClass
-             * @property {number|null} [classConfidence] 0..1
-             * @property {number|null} [existenceConfidence] 0..1, the detector's score (CPM objectConfidence)
-             * @property {number|null} [ageMs] how long the sender has tracked it (CPM objectAge)
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-
-            /**
-             * Properties of a PerceivedObject.
-             * @memberof v2xfuse.v1
-             * @interface IPerceivedObject
-             * @augments v2xfuse.v1.PerceivedObject.$Properties
-             * @deprecated Use v2xfuse.v1.PerceivedObject.$Properties instead.
-             */
-
-            /**
-             * Shape of a PerceivedObject.
-             * @typedef {v2xfuse.v1.PerceivedObject.$Properties} v2xfuse.v1.PerceivedObject.$Shape
-             */
-
-            /**
-             * Constructs a new PerceivedObject.
-             * @memberof v2xfuse.v1
-             * @classdesc Represents a PerceivedObject.
-             * @constructor
-             * @param {v2xfuse.v1.PerceivedObject.$Properties=} [properties] Properties to set
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-            const PerceivedObject = function (properties) {
-                if (properties)
-                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                            this[keys[i]] = properties[keys[i]];
-            };
-
-            /**
-             * the sender's track id, stable across its messages
-             * @member {number} objectId
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.objectId = 0;
-
-            /**
-             * measurement time − header.capture_time_ns (CPM measurementDeltaTime)
-             * @member {number|Long} measurementDeltaNs
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.measurementDeltaNs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
-
-            /**
-             * box centre, metres, in the sender's agent (LiDAR) frame
-             * @member {v2xfuse.v1.Vector3WithConfidence.$Properties|null|undefined} position
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.position = null;
-
-            /**
-             * m/s in the same frame; absent = not estimated
-             * @member {v2xfuse.v1.Vector3WithConfidence.$Properties|null|undefined} velocity
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.velocity = null;
-
-            /**
-             * x = length (along the heading), y = width, z = height, metres
-             * @member {v2xfuse.v1.Vector3WithConfidence.$Properties|null|undefined} dimensions
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.dimensions = null;
-
-            /**
-             * radians about z, agent frame
-             * @member {number} yaw
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.yaw = 0;
-
-            /**
-             * 95 % half-width, radians; 0 = unavailable
-             * @member {number} yawConfidence
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.yawConfidence = 0;
-
-            /**
-             * rad/s
-             * @member {number} yawRate
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.yawRate = 0;
-
-            /**
-             * PerceivedObject yawRateConfidence.
-             * @member {number} yawRateConfidence
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.yawRateConfidence = 0;
-
-            /**
-             * PerceivedObject objectClass.
-             * @member {v2xfuse.v1.ObjectClass} objectClass
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.objectClass = 0;
-
-            /**
-             * 0..1
-             * @member {number} classConfidence
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.classConfidence = 0;
-
-            /**
-             * 0..1, the detector's score (CPM objectConfidence)
-             * @member {number} existenceConfidence
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.existenceConfidence = 0;
-
-            /**
-             * how long the sender has tracked it (CPM objectAge)
-             * @member {number} ageMs
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             */
-            PerceivedObject.prototype.ageMs = 0;
-
-            /**
-             * Creates a new PerceivedObject instance using the specified properties.
-             * @function create
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {v2xfuse.v1.PerceivedObject.$Properties=} [properties] Properties to set
-             * @returns {v2xfuse.v1.PerceivedObject} PerceivedObject instance
-             * @type {{
-             *   (properties: v2xfuse.v1.PerceivedObject.$Shape): v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape;
-             *   (properties?: v2xfuse.v1.PerceivedObject.$Properties): v2xfuse.v1.PerceivedObject;
-             * }}
-             */
-            PerceivedObject.create = function(properties) {
-                return new PerceivedObject(properties);
-            };
-
-            /**
-             * Encodes the specified PerceivedObject message. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
-             * @function encode
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {v2xfuse.v1.PerceivedObject.$Properties} message PerceivedObject message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            PerceivedObject.encode = function (message, writer, _depth) {
-                if (!writer)
-                    writer = $Writer.create();
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                if (message.objectId != null && $Object.hasOwnProperty.call(message, "objectId") && message.objectId !== 0)
-                    writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.objectId);
-                if (message.measurementDeltaNs != null && $Object.hasOwnProperty.call(message, "measurementDeltaNs") && (typeof message.measurementDeltaNs === "object" ? message.measurementDeltaNs.low || message.measurementDeltaNs.high : message.measurementDeltaNs !== 0))
-                    writer.uint32(/* id 2, wireType 0 =*/16).sint64(message.measurementDeltaNs);
-                if (message.position != null && $Object.hasOwnProperty.call(message, "position"))
-                    $root.v2xfuse.v1.Vector3WithConfidence.encode(message.position, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
-                if (message.velocity != null && $Object.hasOwnProperty.call(message, "velocity"))
-                    $root.v2xfuse.v1.Vector3WithConfidence.encode(message.velocity, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
-                if (message.dimensions != null && $Object.hasOwnProperty.call(message, "dimensions"))
-                    $root.v2xfuse.v1.Vector3WithConfidence.encode(message.dimensions, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
-                if (message.yaw != null && $Object.hasOwnProperty.call(message, "yaw") && !$Object.is(message.yaw, 0))
-                    writer.uint32(/* id 6, wireType 5 =*/53).float(message.yaw);
-                if (message.yawConfidence != null && $Object.hasOwnProperty.call(message, "yawConfidence") && !$Object.is(message.yawConfidence, 0))
-                    writer.uint32(/* id 7, wireType 5 =*/61).float(message.yawConfidence);
-                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate") && !$Object.is(message.yawRate, 0))
-                    writer.uint32(/* id 8, wireType 5 =*/69).float(message.yawRate);
-                if (message.yawRateConfidence != null && $Object.hasOwnProperty.call(message, "yawRateConfidence") && !$Object.is(message.yawRateConfidence, 0))
-                    writer.uint32(/* id 9, wireType 5 =*/77).float(message.yawRateConfidence);
-                if (message.objectClass != null && $Object.hasOwnProperty.call(message, "objectClass") && message.objectClass !== 0)
-                    writer.uint32(/* id 10, wireType 0 =*/80).int32(message.objectClass);
-                if (message.classConfidence != null && $Object.hasOwnProperty.call(message, "classConfidence") && !$Object.is(message.classConfidence, 0))
-                    writer.uint32(/* id 11, wireType 5 =*/93).float(message.classConfidence);
-                if (message.existenceConfidence != null && $Object.hasOwnProperty.call(message, "existenceConfidence") && !$Object.is(message.existenceConfidence, 0))
-                    writer.uint32(/* id 12, wireType 5 =*/101).float(message.existenceConfidence);
-                if (message.ageMs != null && $Object.hasOwnProperty.call(message, "ageMs") && message.ageMs !== 0)
-                    writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.ageMs);
-                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                    for (let i = 0; i < message.$unknowns.length; ++i)
-                        writer.raw(message.$unknowns[i]);
-                return writer;
-            };
-
-            /**
-             * Encodes the specified PerceivedObject message, length delimited. Does not implicitly {@link v2xfuse.v1.PerceivedObject.verify|verify} messages.
-             * @function encodeDelimited
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {v2xfuse.v1.PerceivedObject.$Properties} message PerceivedObject message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            PerceivedObject.encodeDelimited = function(message, writer) {
-                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
-            };
-
-            /**
-             * Decodes a PerceivedObject message from the specified reader or buffer.
-             * @function decode
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @param {number} [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            PerceivedObject.decode = function (reader, length, _end, _depth, _target) {
-                if (!(reader instanceof $Reader))
-                    reader = $Reader.create(reader);
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $Reader.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let end, message, value;
-                if (length === $undefined)
-                    end = reader.len;
-                else {
-                    end = reader.pos + length;
-                    if (end > reader.len)
-                        throw $RangeError("index out of range");
-                    length = reader.len;
-                    reader.len = end;
-                }
-                message = _target || new $root.v2xfuse.v1.PerceivedObject();
-                while (reader.pos < end) {
-                    let start = reader.pos;
-                    let tag = reader.tag();
-                    if (tag === _end) {
-                        _end = $undefined;
-                        break;
-                    }
-                    let wireType = tag & 7;
-                    switch (tag >>>= 3) {
-                    case 1: {
-                            if (wireType !== 0)
-                                break;
-                            if (value = reader.uint32())
-                                message.objectId = value;
-                            else
-                                delete message.objectId;
-                            continue;
-                        }
-                    case 2: {
-                            if (wireType !== 0)
-                                break;
-                            if (typeof (value = reader.sint64()) === "object" ? value.low || value.high : value !== 0)
-                                message.measurementDeltaNs = value;
-                            else
-                                delete message.measurementDeltaNs;
-                            continue;
-                        }
-                    case 3: {
-                            if (wireType !== 2)
-                                break;
-                            message.position = $root.v2xfuse.v1.Vector3WithConfidence.decode(reader, reader.size(), $undefined, _depth + 1, message.position);
-                            continue;
-                        }
-                    case 4: {
-                            if (wireType !== 2)
-                                break;
-                            message.velocity = $root.v2xfuse.v1.Vector3WithConfidence.decode(reader, reader.size(), $undefined, _depth + 1, message.velocity);
-                            continue;
-                        }
-                    case 5: {
-                            if (wireType !== 2)
-                                break;
-                            message.dimensions = $root.v2xfuse.v1.Vector3WithConfidence.decode(reader, reader.size(), $undefined, _depth + 1, message.dimensions);
-                            continue;
-                        }
-                    case 6: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.yaw = value;
-                            else
-                                delete message.yaw;
-                            continue;
-                        }
-                    case 7: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.yawConfidence = value;
-                            else
-                                delete message.yawConfidence;
-                            continue;
-                        }
-                    case 8: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.yawRate = value;
-                            else
-                                delete message.yawRate;
-                            continue;
-                        }
-                    case 9: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.yawRateConfidence = value;
-                            else
-                                delete message.yawRateConfidence;
-                            continue;
-                        }
-                    case 10: {
-                            if (wireType !== 0)
-                                break;
-                            if (value = reader.int32())
-                                message.objectClass = value;
-                            else
-                                delete message.objectClass;
-                            continue;
-                        }
-                    case 11: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.classConfidence = value;
-                            else
-                                delete message.classConfidence;
-                            continue;
-                        }
-                    case 12: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.existenceConfidence = value;
-                            else
-                                delete message.existenceConfidence;
-                            continue;
-                        }
-                    case 13: {
-                            if (wireType !== 0)
-                                break;
-                            if (value = reader.uint32())
-                                message.ageMs = value;
-                            else
-                                delete message.ageMs;
-                            continue;
-                        }
-                    }
-                    reader.skipType(wireType, _depth, tag);
-                    if (!reader.discardUnknown) {
-                        $util.makeProp(message, "$unknowns", false);
-                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                    }
-                }
-                if (length !== $undefined) {
-                    if (reader.pos !== end)
-                        throw $RangeError("index out of range");
-                    reader.len = length;
-                }
-                if (_end !== $undefined)
-                    throw $Error("missing end group");
-                return message;
-            };
-
-            /**
-             * Decodes a PerceivedObject message from the specified reader or buffer, length delimited.
-             * @function decodeDelimited
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.PerceivedObject & v2xfuse.v1.PerceivedObject.$Shape} PerceivedObject
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            PerceivedObject.decodeDelimited = function(reader) {
-                if (!(reader instanceof $Reader))
-                    reader = new $Reader(reader);
-                return this.decode(reader, reader.size());
-            };
-
-            /**
-             * Verifies a PerceivedObject message.
-             * @function verify
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {Object.<string,*>} message Plain object to verify
-             * @returns {string|null} `null` if valid, otherwise the reason why it is not
-             */
-            PerceivedObject.verify = function (message, _depth) {
-                if (typeof message !== "object" || message === null)
-                    return "object expected";
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    return "max depth exceeded";
-                if (message.objectId != null && $Object.hasOwnProperty.call(message, "objectId"))
-                    if (!$util.isInteger(message.objectId))
-                        return "objectId: integer expected";
-                if (message.measurementDeltaNs != null && $Object.hasOwnProperty.call(message, "measurementDeltaNs"))
-                    if (!$util.isInteger(message.measurementDeltaNs) && !(message.measurementDeltaNs && $util.isInteger(message.measurementDeltaNs.low) && $util.isInteger(message.measurementDeltaNs.high)))
-                        return "measurementDeltaNs: integer|Long expected";
-                if (message.position != null && $Object.hasOwnProperty.call(message, "position")) {
-                    let error = $root.v2xfuse.v1.Vector3WithConfidence.verify(message.position, _depth + 1);
-                    if (error)
-                        return "position." + error;
-                }
-                if (message.velocity != null && $Object.hasOwnProperty.call(message, "velocity")) {
-                    let error = $root.v2xfuse.v1.Vector3WithConfidence.verify(message.velocity, _depth + 1);
-                    if (error)
-                        return "velocity." + error;
-                }
-                if (message.dimensions != null && $Object.hasOwnProperty.call(message, "dimensions")) {
-                    let error = $root.v2xfuse.v1.Vector3WithConfidence.verify(message.dimensions, _depth + 1);
-                    if (error)
-                        return "dimensions." + error;
-                }
-                if (message.yaw != null && $Object.hasOwnProperty.call(message, "yaw"))
-                    if (typeof message.yaw !== "number")
-                        return "yaw: number expected";
-                if (message.yawConfidence != null && $Object.hasOwnProperty.call(message, "yawConfidence"))
-                    if (typeof message.yawConfidence !== "number")
-                        return "yawConfidence: number expected";
-                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate"))
-                    if (typeof message.yawRate !== "number")
-                        return "yawRate: number expected";
-                if (message.yawRateConfidence != null && $Object.hasOwnProperty.call(message, "yawRateConfidence"))
-                    if (typeof message.yawRateConfidence !== "number")
-                        return "yawRateConfidence: number expected";
-                if (message.objectClass != null && $Object.hasOwnProperty.call(message, "objectClass"))
-                    if (typeof message.objectClass !== "number" || (message.objectClass | 0) !== message.objectClass)
-                        return "objectClass: enum value expected";
-                if (message.classConfidence != null && $Object.hasOwnProperty.call(message, "classConfidence"))
-                    if (typeof message.classConfidence !== "number")
-                        return "classConfidence: number expected";
-                if (message.existenceConfidence != null && $Object.hasOwnProperty.call(message, "existenceConfidence"))
-                    if (typeof message.existenceConfidence !== "number")
-                        return "existenceConfidence: number expected";
-                if (message.ageMs != null && $Object.hasOwnProperty.call(message, "ageMs"))
-                    if (!$util.isInteger(message.ageMs))
-                        return "ageMs: integer expected";
-                return null;
-            };
-
-            /**
-             * Creates a PerceivedObject message from a plain object. Also converts values to their respective internal types.
-             * @function fromObject
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {Object.<string,*>} object Plain object
-             * @returns {v2xfuse.v1.PerceivedObject} PerceivedObject
-             */
-            PerceivedObject.fromObject = function (object, _depth) {
-                if (object instanceof $root.v2xfuse.v1.PerceivedObject)
-                    return object;
-                if (!$util.isObject(object))
-                    throw $TypeError(".v2xfuse.v1.PerceivedObject: object expected");
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let message = new $root.v2xfuse.v1.PerceivedObject();
-                if (object.objectId != null)
-                    if ($Number(object.objectId) !== 0)
-                        message.objectId = object.objectId >>> 0;
-                if (object.measurementDeltaNs != null)
-                    if (typeof object.measurementDeltaNs === "object" ? object.measurementDeltaNs.low || object.measurementDeltaNs.high : $Number(object.measurementDeltaNs) !== 0)
-                        if ($util.Long)
-                            message.measurementDeltaNs = $util.Long.fromValue(object.measurementDeltaNs, false);
-                        else if (typeof object.measurementDeltaNs === "string")
-                            message.measurementDeltaNs = $parseInt(object.measurementDeltaNs, 10);
-                        else if (typeof object.measurementDeltaNs === "number")
-                            message.measurementDeltaNs = object.measurementDeltaNs;
-                        else if (typeof object.measurementDeltaNs === "object")
-                            message.measurementDeltaNs = new $util.LongBits(object.measurementDeltaNs.low >>> 0, object.measurementDeltaNs.high >>> 0).toNumber();
-                if (object.position != null) {
-                    if (!$util.isObject(object.position))
-                        throw $TypeError(".v2xfuse.v1.PerceivedObject.position: object expected");
-                    message.position = $root.v2xfuse.v1.Vector3WithConfidence.fromObject(object.position, _depth + 1);
-                }
-                if (object.velocity != null) {
-                    if (!$util.isObject(object.velocity))
-                        throw $TypeError(".v2xfuse.v1.PerceivedObject.velocity: object expected");
-                    message.velocity = $root.v2xfuse.v1.Vector3WithConfidence.fromObject(object.velocity, _depth + 1);
-                }
-                if (object.dimensions != null) {
-                    if (!$util.isObject(object.dimensions))
-                        throw $TypeError(".v2xfuse.v1.PerceivedObject.dimensions: object expected");
-                    message.dimensions = $root.v2xfuse.v1.Vector3WithConfidence.fromObject(object.dimensions, _depth + 1);
-                }
-                if (object.yaw != null)
-                    if (!$Object.is($Number(object.yaw), 0))
-                        message.yaw = $Number(object.yaw);
-                if (object.yawConfidence != null)
-                    if (!$Object.is($Number(object.yawConfidence), 0))
-                        message.yawConfidence = $Number(object.yawConfidence);
-                if (object.yawRate != null)
-                    if (!$Object.is($Number(object.yawRate), 0))
-                        message.yawRate = $Number(object.yawRate);
-                if (object.yawRateConfidence != null)
-                    if (!$Object.is($Number(object.yawRateConfidence), 0))
-                        message.yawRateConfidence = $Number(object.yawRateConfidence);
-                if (object.objectClass !== 0 && (typeof object.objectClass !== "string" || $root.v2xfuse.v1.ObjectClass[object.objectClass] !== 0))
-                    switch (object.objectClass) {
-                    case "OBJECT_CLASS_UNKNOWN":
-                    case 0:
-                        message.objectClass = 0;
-                        break;
-                    case "OBJECT_CLASS_VEHICLE":
-                    case 1:
-                        message.objectClass = 1;
-                        break;
-                    case "OBJECT_CLASS_PEDESTRIAN":
-                    case 2:
-                        message.objectClass = 2;
-                        break;
-                    case "OBJECT_CLASS_CYCLIST":
-                    case 3:
-                        message.objectClass = 3;
-                        break;
-                    case "OBJECT_CLASS_OTHER":
-                    case 4:
-                        message.objectClass = 4;
-                        break;
-                    default:
-                        if (typeof object.objectClass === "number" && (object.objectClass | 0) === object.objectClass)
-                            message.objectClass = object.objectClass;
-                    }
-                if (object.classConfidence != null)
-                    if (!$Object.is($Number(object.classConfidence), 0))
-                        message.classConfidence = $Number(object.classConfidence);
-                if (object.existenceConfidence != null)
-                    if (!$Object.is($Number(object.existenceConfidence), 0))
-                        message.existenceConfidence = $Number(object.existenceConfidence);
-                if (object.ageMs != null)
-                    if ($Number(object.ageMs) !== 0)
-                        message.ageMs = object.ageMs >>> 0;
-                return message;
-            };
-
-            /**
-             * Creates a plain object from a PerceivedObject message. Also converts values to other types if specified.
-             * @function toObject
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {v2xfuse.v1.PerceivedObject} message PerceivedObject
-             * @param {$protobuf.IConversionOptions} [options] Conversion options
-             * @returns {Object.<string,*>} Plain object
-             */
-            PerceivedObject.toObject = function (message, options, _depth) {
-                if (!options)
-                    options = {};
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let object = {};
-                if (options.defaults) {
-                    object.objectId = 0;
-                    if ($util.Long) {
-                        let long = new $util.Long(0, 0, false);
-                        object.measurementDeltaNs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
-                    } else
-                        object.measurementDeltaNs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
-                    object.position = null;
-                    object.velocity = null;
-                    object.dimensions = null;
-                    object.yaw = 0;
-                    object.yawConfidence = 0;
-                    object.yawRate = 0;
-                    object.yawRateConfidence = 0;
-                    object.objectClass = options.enums === $String ? "OBJECT_CLASS_UNKNOWN" : 0;
-                    object.classConfidence = 0;
-                    object.existenceConfidence = 0;
-                    object.ageMs = 0;
-                }
-                if (message.objectId != null && $Object.hasOwnProperty.call(message, "objectId"))
-                    object.objectId = message.objectId;
-                if (message.measurementDeltaNs != null && $Object.hasOwnProperty.call(message, "measurementDeltaNs"))
-                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
-                        object.measurementDeltaNs = typeof message.measurementDeltaNs === "number" ? $BigInt(message.measurementDeltaNs) : $util.Long.fromBits(message.measurementDeltaNs.low >>> 0, message.measurementDeltaNs.high >>> 0, false).toBigInt();
-                    else if (typeof message.measurementDeltaNs === "number")
-                        object.measurementDeltaNs = options.longs === $String ? $String(message.measurementDeltaNs) : message.measurementDeltaNs;
-                    else
-                        object.measurementDeltaNs = options.longs === $String ? $util.Long.prototype.toString.call(message.measurementDeltaNs) : options.longs === $Number ? new $util.LongBits(message.measurementDeltaNs.low >>> 0, message.measurementDeltaNs.high >>> 0).toNumber() : message.measurementDeltaNs;
-                if (message.position != null && $Object.hasOwnProperty.call(message, "position"))
-                    object.position = $root.v2xfuse.v1.Vector3WithConfidence.toObject(message.position, options, _depth + 1);
-                if (message.velocity != null && $Object.hasOwnProperty.call(message, "velocity"))
-                    object.velocity = $root.v2xfuse.v1.Vector3WithConfidence.toObject(message.velocity, options, _depth + 1);
-                if (message.dimensions != null && $Object.hasOwnProperty.call(message, "dimensions"))
-                    object.dimensions = $root.v2xfuse.v1.Vector3WithConfidence.toObject(message.dimensions, options, _depth + 1);
-                if (message.yaw != null && $Object.hasOwnProperty.call(message, "yaw"))
-                    object.yaw = options.json && !$isFinite(message.yaw) ? $String(message.yaw) : message.yaw;
-                if (message.yawConfidence != null && $Object.hasOwnProperty.call(message, "yawConfidence"))
-                    object.yawConfidence = options.json && !$isFinite(message.yawConfidence) ? $String(message.yawConfidence) : message.yawConfidence;
-                if (message.yawRate != null && $Object.hasOwnProperty.call(message, "yawRate"))
-                    object.yawRate = options.json && !$isFinite(message.yawRate) ? $String(message.yawRate) : message.yawRate;
-                if (message.yawRateConfidence != null && $Object.hasOwnProperty.call(message, "yawRateConfidence"))
-                    object.yawRateConfidence = options.json && !$isFinite(message.yawRateConfidence) ? $String(message.yawRateConfidence) : message.yawRateConfidence;
-                if (message.objectClass != null && $Object.hasOwnProperty.call(message, "objectClass"))
-                    object.objectClass = options.enums === $String ? $root.v2xfuse.v1.ObjectClass[message.objectClass] === $undefined ? message.objectClass : $root.v2xfuse.v1.ObjectClass[message.objectClass] : message.objectClass;
-                if (message.classConfidence != null && $Object.hasOwnProperty.call(message, "classConfidence"))
-                    object.classConfidence = options.json && !$isFinite(message.classConfidence) ? $String(message.classConfidence) : message.classConfidence;
-                if (message.existenceConfidence != null && $Object.hasOwnProperty.call(message, "existenceConfidence"))
-                    object.existenceConfidence = options.json && !$isFinite(message.existenceConfidence) ? $String(message.existenceConfidence) : message.existenceConfidence;
-                if (message.ageMs != null && $Object.hasOwnProperty.call(message, "ageMs"))
-                    object.ageMs = message.ageMs;
-                return object;
-            };
-
-            /**
-             * Converts this PerceivedObject to JSON.
-             * @function toJSON
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @instance
-             * @returns {Object.<string,*>} JSON object
-             */
-            PerceivedObject.prototype.toJSON = function() {
-                return PerceivedObject.toObject(this, $protobuf.util.toJSONOptions);
-            };
-
-            /**
-             * Gets the type url for PerceivedObject
-             * @function getTypeUrl
-             * @memberof v2xfuse.v1.PerceivedObject
-             * @static
-             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns {string} The type url
-             */
-            PerceivedObject.getTypeUrl = function(prefix) {
-                if (prefix === $undefined)
-                    prefix = "type.googleapis.com";
-                return prefix + "/v2xfuse.v1.PerceivedObject";
-            };
-
-            return PerceivedObject;
-        })();
-
-        v1.FreeSpaceMap = (function() {
-
-            /**
-             * Properties of a FreeSpaceMap.
-             * @typedef {Object} v2xfuse.v1.FreeSpaceMap.$Properties
-             * @property {number|null} [xMin] metres, agent frame
-             * @property {number|null} [yMin] FreeSpaceMap yMin
-             * @property {number|null} [cellSize] metres
-             * @property {number|null} [width] cells along x
-             * @property {number|null} [height] cells along y
-             * @property {Uint8Array|null} [planes] raw deflate of the free plane, then the occupied plane
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-
-            /**
-             * Properties of a FreeSpaceMap.
-             * @memberof v2xfuse.v1
-             * @interface IFreeSpaceMap
-             * @augments v2xfuse.v1.FreeSpaceMap.$Properties
-             * @deprecated Use v2xfuse.v1.FreeSpaceMap.$Properties instead.
-             */
-
-            /**
-             * Shape of a FreeSpaceMap.
-             * @typedef {v2xfuse.v1.FreeSpaceMap.$Properties} v2xfuse.v1.FreeSpaceMap.$Shape
-             */
-
-            /**
-             * Constructs a new FreeSpaceMap.
-             * @memberof v2xfuse.v1
-             * @classdesc What the sender's own LiDAR saw free and occupied around it, on a BEV grid in its agent frame: the fusion node
-             * checks collaborators' objects against the ego's (an object in space the ego's beams crossed is a contradiction).
-             * Sent by the ego agent to its fusion node, not by every collaborator. Two bit planes over width × height cells,
-             * row-major (row = y, column = x, cell (0, 0) at x_min, y_min), bit k in byte k / 8 from the least significant
-             * bit: first "free" (a beam crossed the cell low enough that a car would have stopped it, no return above the
-             * ground in it), then "occupied" (a return above the ground); neither = unknown. The planes are raw-deflate
-             * compressed together: 2 × ceil(width × height / 8) bytes once inflated.
-             * @constructor
-             * @param {v2xfuse.v1.FreeSpaceMap.$Properties=} [properties] Properties to set
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-            const FreeSpaceMap = function (properties) {
-                if (properties)
-                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                            this[keys[i]] = properties[keys[i]];
-            };
-
-            /**
-             * metres, agent frame
-             * @member {number} xMin
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             */
-            FreeSpaceMap.prototype.xMin = 0;
-
-            /**
-             * FreeSpaceMap yMin.
-             * @member {number} yMin
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             */
-            FreeSpaceMap.prototype.yMin = 0;
-
-            /**
-             * metres
-             * @member {number} cellSize
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             */
-            FreeSpaceMap.prototype.cellSize = 0;
-
-            /**
-             * cells along x
-             * @member {number} width
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             */
-            FreeSpaceMap.prototype.width = 0;
-
-            /**
-             * cells along y
-             * @member {number} height
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             */
-            FreeSpaceMap.prototype.height = 0;
-
-            /**
-             * raw deflate of the free plane, then the occupied plane
-             * @member {Uint8Array} planes
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             */
-            FreeSpaceMap.prototype.planes = $util.newBuffer([]);
-
-            /**
-             * Creates a new FreeSpaceMap instance using the specified properties.
-             * @function create
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {v2xfuse.v1.FreeSpaceMap.$Properties=} [properties] Properties to set
-             * @returns {v2xfuse.v1.FreeSpaceMap} FreeSpaceMap instance
-             * @type {{
-             *   (properties: v2xfuse.v1.FreeSpaceMap.$Shape): v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape;
-             *   (properties?: v2xfuse.v1.FreeSpaceMap.$Properties): v2xfuse.v1.FreeSpaceMap;
-             * }}
-             */
-            FreeSpaceMap.create = function(properties) {
-                return new FreeSpaceMap(properties);
-            };
-
-            /**
-             * Encodes the specified FreeSpaceMap message. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
-             * @function encode
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {v2xfuse.v1.FreeSpaceMap.$Properties} message FreeSpaceMap message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            FreeSpaceMap.encode = function (message, writer, _depth) {
-                if (!writer)
-                    writer = $Writer.create();
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin") && !$Object.is(message.xMin, 0))
-                    writer.uint32(/* id 1, wireType 5 =*/13).float(message.xMin);
-                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin") && !$Object.is(message.yMin, 0))
-                    writer.uint32(/* id 2, wireType 5 =*/21).float(message.yMin);
-                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize") && !$Object.is(message.cellSize, 0))
-                    writer.uint32(/* id 3, wireType 5 =*/29).float(message.cellSize);
-                if (message.width != null && $Object.hasOwnProperty.call(message, "width") && message.width !== 0)
-                    writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.width);
-                if (message.height != null && $Object.hasOwnProperty.call(message, "height") && message.height !== 0)
-                    writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.height);
-                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes") && message.planes.length)
-                    writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.planes);
-                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                    for (let i = 0; i < message.$unknowns.length; ++i)
-                        writer.raw(message.$unknowns[i]);
-                return writer;
-            };
-
-            /**
-             * Encodes the specified FreeSpaceMap message, length delimited. Does not implicitly {@link v2xfuse.v1.FreeSpaceMap.verify|verify} messages.
-             * @function encodeDelimited
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {v2xfuse.v1.FreeSpaceMap.$Properties} message FreeSpaceMap message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            FreeSpaceMap.encodeDelimited = function(message, writer) {
-                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
-            };
-
-            /**
-             * Decodes a FreeSpaceMap message from the specified reader or buffer.
-             * @function decode
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @param {number} [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            FreeSpaceMap.decode = function (reader, length, _end, _depth, _target) {
-                if (!(reader instanceof $Reader))
-                    reader = $Reader.create(reader);
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $Reader.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let end, message, value;
-                if (length === $undefined)
-                    end = reader.len;
-                else {
-                    end = reader.pos + length;
-                    if (end > reader.len)
-                        throw $RangeError("index out of range");
-                    length = reader.len;
-                    reader.len = end;
-                }
-                message = _target || new $root.v2xfuse.v1.FreeSpaceMap();
-                while (reader.pos < end) {
-                    let start = reader.pos;
-                    let tag = reader.tag();
-                    if (tag === _end) {
-                        _end = $undefined;
-                        break;
-                    }
-                    let wireType = tag & 7;
-                    switch (tag >>>= 3) {
-                    case 1: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.xMin = value;
-                            else
-                                delete message.xMin;
-                            continue;
-                        }
-                    case 2: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.yMin = value;
-                            else
-                                delete message.yMin;
-                            continue;
-                        }
-                    case 3: {
-                            if (wireType !== 5)
-                                break;
-                            if (!$Object.is(value = reader.float(), 0))
-                                message.cellSize = value;
-                            else
-                                delete message.cellSize;
-                            continue;
-                        }
-                    case 4: {
-                            if (wireType !== 0)
-                                break;
-                            if (value = reader.uint32())
-                                message.width = value;
-                            else
-                                delete message.width;
-                            continue;
-                        }
-                    case 5: {
-                            if (wireType !== 0)
-                                break;
-                            if (value = reader.uint32())
-                                message.height = value;
-                            else
-                                delete message.height;
-                            continue;
-                        }
-                    case 6: {
-                            if (wireType !== 2)
-                                break;
-                            if ((value = reader.bytes()).length)
-                                message.planes = value;
-                            else
-                                delete message.planes;
-                            continue;
-                        }
-                    }
-                    reader.skipType(wireType, _depth, tag);
-                    if (!reader.discardUnknown) {
-                        $util.makeProp(message, "$unknowns", false);
-                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                    }
-                }
-                if (length !== $undefined) {
-                    if (reader.pos !== end)
-                        throw $RangeError("index out of range");
-                    reader.len = length;
-                }
-                if (_end !== $undefined)
-                    throw $Error("missing end group");
-                return message;
-            };
-
-            /**
-             * Decodes a FreeSpaceMap message from the specified reader or buffer, length delimited.
-             * @function decodeDelimited
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.FreeSpaceMap & v2xfuse.v1.FreeSpaceMap.$Shape} FreeSpaceMap
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            FreeSpaceMap.decodeDelimited = function(reader) {
-                if (!(reader instanceof $Reader))
-                    reader = new $Reader(reader);
-                return this.decode(reader, reader.size());
-            };
-
-            /**
-             * Verifies a FreeSpaceMap message.
-             * @function verify
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {Object.<string,*>} message Plain object to verify
-             * @returns {string|null} `null` if valid, otherwise the reason why it is not
-             */
-            FreeSpaceMap.verify = function (message, _depth) {
-                if (typeof message !== "object" || message === null)
-                    return "object expected";
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    return "max depth exceeded";
-                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
-                    if (typeof message.xMin !== "number")
-                        return "xMin: number expected";
-                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
-                    if (typeof message.yMin !== "number")
-                        return "yMin: number expected";
-                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize"))
-                    if (typeof message.cellSize !== "number")
-                        return "cellSize: number expected";
-                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
-                    if (!$util.isInteger(message.width))
-                        return "width: integer expected";
-                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
-                    if (!$util.isInteger(message.height))
-                        return "height: integer expected";
-                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes"))
-                    if (!(message.planes && typeof message.planes.length === "number" || $util.isString(message.planes)))
-                        return "planes: buffer expected";
-                return null;
-            };
-
-            /**
-             * Creates a FreeSpaceMap message from a plain object. Also converts values to their respective internal types.
-             * @function fromObject
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {Object.<string,*>} object Plain object
-             * @returns {v2xfuse.v1.FreeSpaceMap} FreeSpaceMap
-             */
-            FreeSpaceMap.fromObject = function (object, _depth) {
-                if (object instanceof $root.v2xfuse.v1.FreeSpaceMap)
-                    return object;
-                if (!$util.isObject(object))
-                    throw $TypeError(".v2xfuse.v1.FreeSpaceMap: object expected");
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let message = new $root.v2xfuse.v1.FreeSpaceMap();
-                if (object.xMin != null)
-                    if (!$Object.is($Number(object.xMin), 0))
-                        message.xMin = $Number(object.xMin);
-                if (object.yMin != null)
-                    if (!$Object.is($Number(object.yMin), 0))
-                        message.yMin = $Number(object.yMin);
-                if (object.cellSize != null)
-                    if (!$Object.is($Number(object.cellSize), 0))
-                        message.cellSize = $Number(object.cellSize);
-                if (object.width != null)
-                    if ($Number(object.width) !== 0)
-                        message.width = object.width >>> 0;
-                if (object.height != null)
-                    if ($Number(object.height) !== 0)
-                        message.height = object.height >>> 0;
-                if (object.planes != null)
-                    if (object.planes.length)
-                        if (typeof object.planes === "string")
-                            $util.base64.decode(object.planes, message.planes = $util.newBuffer($util.base64.length(object.planes)), 0);
-                        else if (object.planes.length >= 0)
-                            message.planes = object.planes;
-                return message;
-            };
-
-            /**
-             * Creates a plain object from a FreeSpaceMap message. Also converts values to other types if specified.
-             * @function toObject
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {v2xfuse.v1.FreeSpaceMap} message FreeSpaceMap
-             * @param {$protobuf.IConversionOptions} [options] Conversion options
-             * @returns {Object.<string,*>} Plain object
-             */
-            FreeSpaceMap.toObject = function (message, options, _depth) {
-                if (!options)
-                    options = {};
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let object = {};
-                if (options.defaults) {
-                    object.xMin = 0;
-                    object.yMin = 0;
-                    object.cellSize = 0;
-                    object.width = 0;
-                    object.height = 0;
-                    if (options.bytes === $String)
-                        object.planes = "";
-                    else {
-                        object.planes = [];
-                        if (options.bytes !== $Array)
-                            object.planes = $util.newBuffer(object.planes);
-                    }
-                }
-                if (message.xMin != null && $Object.hasOwnProperty.call(message, "xMin"))
-                    object.xMin = options.json && !$isFinite(message.xMin) ? $String(message.xMin) : message.xMin;
-                if (message.yMin != null && $Object.hasOwnProperty.call(message, "yMin"))
-                    object.yMin = options.json && !$isFinite(message.yMin) ? $String(message.yMin) : message.yMin;
-                if (message.cellSize != null && $Object.hasOwnProperty.call(message, "cellSize"))
-                    object.cellSize = options.json && !$isFinite(message.cellSize) ? $String(message.cellSize) : message.cellSize;
-                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
-                    object.width = message.width;
-                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
-                    object.height = message.height;
-                if (message.planes != null && $Object.hasOwnProperty.call(message, "planes"))
-                    object.planes = options.bytes === $String ? $util.base64.encode(message.planes, 0, message.planes.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.planes) : message.planes;
-                return object;
-            };
-
-            /**
-             * Converts this FreeSpaceMap to JSON.
-             * @function toJSON
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @instance
-             * @returns {Object.<string,*>} JSON object
-             */
-            FreeSpaceMap.prototype.toJSON = function() {
-                return FreeSpaceMap.toObject(this, $protobuf.util.toJSONOptions);
-            };
-
-            /**
-             * Gets the type url for FreeSpaceMap
-             * @function getTypeUrl
-             * @memberof v2xfuse.v1.FreeSpaceMap
-             * @static
-             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns {string} The type url
-             */
-            FreeSpaceMap.getTypeUrl = function(prefix) {
-                if (prefix === $undefined)
-                    prefix = "type.googleapis.com";
-                return prefix + "/v2xfuse.v1.FreeSpaceMap";
-            };
-
-            return FreeSpaceMap;
-        })();
-
-        v1.ObjectList = (function() {
-
-            /**
-             * Properties of an ObjectList.
-             * @typedef {Object} v2xfuse.v1.ObjectList.$Properties
-             * @property {v2xfuse.v1.Header.$Properties|null} [header] ObjectList header
-             * @property {Array.<v2xfuse.v1.PerceivedObject.$Properties>|null} [objects] ObjectList objects
-             * @property {v2xfuse.v1.FreeSpaceMap.$Properties|null} [freeSpace] optional; see FreeSpaceMap
-             * @property {v2xfuse.v1.Signature.$Properties|null} [signature] ObjectList signature
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-
-            /**
-             * Properties of an ObjectList.
-             * @memberof v2xfuse.v1
-             * @interface IObjectList
-             * @augments v2xfuse.v1.ObjectList.$Properties
-             * @deprecated Use v2xfuse.v1.ObjectList.$Properties instead.
-             */
-
-            /**
-             * Shape of an ObjectList.
-             * @typedef {v2xfuse.v1.ObjectList.$Properties} v2xfuse.v1.ObjectList.$Shape
-             */
-
-            /**
-             * Constructs a new ObjectList.
-             * @memberof v2xfuse.v1
-             * @classdesc Represents an ObjectList.
-             * @constructor
-             * @param {v2xfuse.v1.ObjectList.$Properties=} [properties] Properties to set
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-            const ObjectList = function (properties) {
-                this.objects = [];
-                if (properties)
-                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                            this[keys[i]] = properties[keys[i]];
-            };
-
-            /**
-             * ObjectList header.
-             * @member {v2xfuse.v1.Header.$Properties|null|undefined} header
-             * @memberof v2xfuse.v1.ObjectList
-             * @instance
-             */
-            ObjectList.prototype.header = null;
-
-            /**
-             * ObjectList objects.
-             * @member {Array.<v2xfuse.v1.PerceivedObject.$Properties>} objects
-             * @memberof v2xfuse.v1.ObjectList
-             * @instance
-             */
-            ObjectList.prototype.objects = $util.emptyArray;
-
-            /**
-             * optional; see FreeSpaceMap
-             * @member {v2xfuse.v1.FreeSpaceMap.$Properties|null|undefined} freeSpace
-             * @memberof v2xfuse.v1.ObjectList
-             * @instance
-             */
-            ObjectList.prototype.freeSpace = null;
-
-            /**
-             * ObjectList signature.
-             * @member {v2xfuse.v1.Signature.$Properties|null|undefined} signature
-             * @memberof v2xfuse.v1.ObjectList
-             * @instance
-             */
-            ObjectList.prototype.signature = null;
-
-            /**
-             * Creates a new ObjectList instance using the specified properties.
-             * @function create
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {v2xfuse.v1.ObjectList.$Properties=} [properties] Properties to set
-             * @returns {v2xfuse.v1.ObjectList} ObjectList instance
-             * @type {{
-             *   (properties: v2xfuse.v1.ObjectList.$Shape): v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape;
-             *   (properties?: v2xfuse.v1.ObjectList.$Properties): v2xfuse.v1.ObjectList;
-             * }}
-             */
-            ObjectList.create = function(properties) {
-                return new ObjectList(properties);
-            };
-
-            /**
-             * Encodes the specified ObjectList message. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
-             * @function encode
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {v2xfuse.v1.ObjectList.$Properties} message ObjectList message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            ObjectList.encode = function (message, writer, _depth) {
-                if (!writer)
-                    writer = $Writer.create();
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
-                    $root.v2xfuse.v1.Header.encode(message.header, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
-                if (message.objects != null && message.objects.length)
-                    for (let i = 0; i < message.objects.length; ++i)
-                        $root.v2xfuse.v1.PerceivedObject.encode(message.objects[i], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
-                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
-                    $root.v2xfuse.v1.FreeSpaceMap.encode(message.freeSpace, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
-                if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
-                    $root.v2xfuse.v1.Signature.encode(message.signature, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
-                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                    for (let i = 0; i < message.$unknowns.length; ++i)
-                        writer.raw(message.$unknowns[i]);
-                return writer;
-            };
-
-            /**
-             * Encodes the specified ObjectList message, length delimited. Does not implicitly {@link v2xfuse.v1.ObjectList.verify|verify} messages.
-             * @function encodeDelimited
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {v2xfuse.v1.ObjectList.$Properties} message ObjectList message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            ObjectList.encodeDelimited = function(message, writer) {
-                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
-            };
-
-            /**
-             * Decodes an ObjectList message from the specified reader or buffer.
-             * @function decode
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @param {number} [length] Message length if known beforehand
-             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            ObjectList.decode = function (reader, length, _end, _depth, _target) {
-                if (!(reader instanceof $Reader))
-                    reader = $Reader.create(reader);
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $Reader.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let end, message, value;
-                if (length === $undefined)
-                    end = reader.len;
-                else {
-                    end = reader.pos + length;
-                    if (end > reader.len)
-                        throw $RangeError("index out of range");
-                    length = reader.len;
-                    reader.len = end;
-                }
-                message = _target || new $root.v2xfuse.v1.ObjectList();
-                while (reader.pos < end) {
-                    let start = reader.pos;
-                    let tag = reader.tag();
-                    if (tag === _end) {
-                        _end = $undefined;
-                        break;
-                    }
-                    let wireType = tag & 7;
-                    switch (tag >>>= 3) {
-                    case 1: {
-                            if (wireType !== 2)
-                                break;
-                            message.header = $root.v2xfuse.v1.Header.decode(reader, reader.size(), $undefined, _depth + 1, message.header);
-                            continue;
-                        }
-                    case 2: {
-                            if (wireType !== 2)
-                                break;
-                            if (!(message.objects && message.objects.length))
-                                message.objects = [];
-                            message.objects.push($root.v2xfuse.v1.PerceivedObject.decode(reader, reader.size(), $undefined, _depth + 1));
-                            continue;
-                        }
-                    case 3: {
-                            if (wireType !== 2)
-                                break;
-                            message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.decode(reader, reader.size(), $undefined, _depth + 1, message.freeSpace);
-                            continue;
-                        }
-                    case 15: {
-                            if (wireType !== 2)
-                                break;
-                            message.signature = $root.v2xfuse.v1.Signature.decode(reader, reader.size(), $undefined, _depth + 1, message.signature);
-                            continue;
-                        }
-                    }
-                    reader.skipType(wireType, _depth, tag);
-                    if (!reader.discardUnknown) {
-                        $util.makeProp(message, "$unknowns", false);
-                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                    }
-                }
-                if (length !== $undefined) {
-                    if (reader.pos !== end)
-                        throw $RangeError("index out of range");
-                    reader.len = length;
-                }
-                if (_end !== $undefined)
-                    throw $Error("missing end group");
-                return message;
-            };
-
-            /**
-             * Decodes an ObjectList message from the specified reader or buffer, length delimited.
-             * @function decodeDelimited
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @returns {v2xfuse.v1.ObjectList & v2xfuse.v1.ObjectList.$Shape} ObjectList
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            ObjectList.decodeDelimited = function(reader) {
-                if (!(reader instanceof $Reader))
-                    reader = new $Reader(reader);
-                return this.decode(reader, reader.size());
-            };
-
-            /**
-             * Verifies an ObjectList message.
-             * @function verify
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {Object.<string,*>} message Plain object to verify
-             * @returns {string|null} `null` if valid, otherwise the reason why it is not
-             */
-            ObjectList.verify = function (message, _depth) {
-                if (typeof message !== "object" || message === null)
-                    return "object expected";
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    return "max depth exceeded";
-                if (message.header != null && $Object.hasOwnProperty.call(message, "header")) {
-                    let error = $root.v2xfuse.v1.Header.verify(message.header, _depth + 1);
-                    if (error)
-                        return "header." + error;
-                }
-                if (message.objects != null && $Object.hasOwnProperty.call(message, "objects")) {
-                    if (!$Array.isArray(message.objects))
-                        return "objects: array expected";
-                    for (let i = 0; i < message.objects.length; ++i) {
-                        let error = $root.v2xfuse.v1.PerceivedObject.verify(message.objects[i], _depth + 1);
-                        if (error)
-                            return "objects." + error;
-                    }
-                }
-                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace")) {
-                    let error = $root.v2xfuse.v1.FreeSpaceMap.verify(message.freeSpace, _depth + 1);
-                    if (error)
-                        return "freeSpace." + error;
-                }
-                if (message.signature != null && $Object.hasOwnProperty.call(message, "signature")) {
-                    let error = $root.v2xfuse.v1.Signature.verify(message.signature, _depth + 1);
-                    if (error)
-                        return "signature." + error;
-                }
-                return null;
-            };
-
-            /**
-             * Creates an ObjectList message from a plain object. Also converts values to their respective internal types.
-             * @function fromObject
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {Object.<string,*>} object Plain object
-             * @returns {v2xfuse.v1.ObjectList} ObjectList
-             */
-            ObjectList.fromObject = function (object, _depth) {
-                if (object instanceof $root.v2xfuse.v1.ObjectList)
-                    return object;
-                if (!$util.isObject(object))
-                    throw $TypeError(".v2xfuse.v1.ObjectList: object expected");
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let message = new $root.v2xfuse.v1.ObjectList();
-                if (object.header != null) {
-                    if (!$util.isObject(object.header))
-                        throw $TypeError(".v2xfuse.v1.ObjectList.header: object expected");
-                    message.header = $root.v2xfuse.v1.Header.fromObject(object.header, _depth + 1);
-                }
-                if (object.objects) {
-                    if (!$Array.isArray(object.objects))
-                        throw $TypeError(".v2xfuse.v1.ObjectList.objects: array expected");
-                    message.objects = $Array(object.objects.length);
-                    for (let i = 0; i < object.objects.length; ++i) {
-                        if (!$util.isObject(object.objects[i]))
-                            throw $TypeError(".v2xfuse.v1.ObjectList.objects: object expected");
-                        message.objects[i] = $root.v2xfuse.v1.PerceivedObject.fromObject(object.objects[i], _depth + 1);
-                    }
-                }
-                if (object.freeSpace != null) {
-                    if (!$util.isObject(object.freeSpace))
-                        throw $TypeError(".v2xfuse.v1.ObjectList.freeSpace: object expected");
-                    message.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.fromObject(object.freeSpace, _depth + 1);
-                }
-                if (object.signature != null) {
-                    if (!$util.isObject(object.signature))
-                        throw $TypeError(".v2xfuse.v1.ObjectList.signature: object expected");
-                    message.signature = $root.v2xfuse.v1.Signature.fromObject(object.signature, _depth + 1);
-                }
-                return message;
-            };
-
-            /**
-             * Creates a plain object from an ObjectList message. Also converts values to other types if specified.
-             * @function toObject
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {v2xfuse.v1.ObjectList} message ObjectList
-             * @param {$protobuf.IConversionOptions} [options] Conversion options
-             * @returns {Object.<string,*>} Plain object
-             */
-            ObjectList.toObject = function (message, options, _depth) {
-                if (!options)
-                    options = {};
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let object = {};
-                if (options.arrays || options.defaults)
-                    object.objects = [];
-                if (options.defaults) {
-                    object.header = null;
-                    object.freeSpace = null;
-                    object.signature = null;
-                }
-                if (message.header != null && $Object.hasOwnProperty.call(message, "header"))
-                    object.header = $root.v2xfuse.v1.Header.toObject(message.header, options, _depth + 1);
-                if (message.objects && message.objects.length) {
-                    object.objects = $Array(message.objects.length);
-                    for (let j = 0; j < message.objects.length; ++j)
-                        object.objects[j] = $root.v2xfuse.v1.PerceivedObject.toObject(message.objects[j], options, _depth + 1);
-                }
-                if (message.freeSpace != null && $Object.hasOwnProperty.call(message, "freeSpace"))
-                    object.freeSpace = $root.v2xfuse.v1.FreeSpaceMap.toObject(message.freeSpace, options, _depth + 1);
-                if (message.signature != null && $Object.hasOwnProperty.call(message, "signature"))
-                    object.signature = $root.v2xfuse.v1.Signature.toObject(message.signature, options, _depth + 1);
-                return object;
-            };
-
-            /**
-             * Converts this ObjectList to JSON.
-             * @function toJSON
-             * @memberof v2xfuse.v1.ObjectList
-             * @instance
-             * @returns {Object.<string,*>} JSON object
-             */
-            ObjectList.prototype.toJSON = function() {
-                return ObjectList.toObject(this, $protobuf.util.toJSONOptions);
-            };
-
-            /**
-             * Gets the type url for ObjectList
-             * @function getTypeUrl
-             * @memberof v2xfuse.v1.ObjectList
-             * @static
-             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns {string} The type url
-             */
-            ObjectList.getTypeUrl = function(prefix) {
-                if (prefix === $undefined)
-                    prefix = "type.googleapis.com";
-                return prefix + "/v2xfuse.v1.ObjectList";
-            };
-
-            return ObjectList;
         })();
 
         v1.PointCloudEncoding = (function() {
