@@ -16,25 +16,10 @@ import {
   freeSpaceFromWire,
   wireFreeSpace,
 } from '../../src/fusion/index.ts';
+import { GRID, GROUND, sweep } from './synthetic-sweep.ts';
 
-const GROUND = -1.9; // a roof LiDAR 1.9 m over the road
-const GRID = { xMin: -40, yMin: -40, cellSize: 0.8, width: 100, height: 100 };
 const car = (x: number, y: number, yaw = 0, score = 0.9): Detection => ({ box: { x, y, z: -1.1, l: 4.5, w: 1.9, h: 1.6, yaw }, score, cls: 'vehicle' });
 
-/** A sweep: ground returns every 0.5° out to 35 m (every 0.5 m of range), except behind a car whose near side
- * faces the sensor at x = 12 (|y| ≤ 1, about ±4.8°): there the beams end on the car, at body height. */
-function sweep(): Float32Array {
-  const pts: number[] = [];
-  for (let deg = 0; deg < 360; deg += 0.5) {
-    const a = (deg * Math.PI) / 180;
-    const c = Math.cos(a), s = Math.sin(a);
-    const blocked = c > 0 && Math.abs((12 * s) / c) <= 1;
-    const end = blocked ? 12 / c : 35;
-    for (let r = 3; r < end; r += 0.5) pts.push(r * c, r * s, GROUND, 0.3);
-    if (blocked) for (const z of [-1.5, -1.0, -0.6]) pts.push(12, (12 * s) / c, z, 0.8);
-  }
-  return Float32Array.from(pts);
-}
 
 const cellAt = (m: FreeSpaceMap, x: number, y: number) => m.state[Math.floor((y - m.grid.yMin) / m.grid.cellSize) * m.grid.width + Math.floor((x - m.grid.xMin) / m.grid.cellSize)];
 

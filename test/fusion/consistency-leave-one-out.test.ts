@@ -5,24 +5,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Detection } from '../../src/eval/index.ts';
 import { FreeSpaceBuilder, attributeToCollaborator } from '../../src/fusion/index.ts';
+import { GRID, sweep } from './synthetic-sweep.ts';
 
-const GROUND = -1.9;
-const GRID = { xMin: -40, yMin: -40, cellSize: 0.8, width: 100, height: 100 };
 const car = (x: number, y: number, score: number, yaw = 0): Detection => ({ box: { x, y, z: -1.1, l: 4.5, w: 1.9, h: 1.6, yaw }, score, cls: 'vehicle' });
 
-/** Ground returns every 0.5° out to 35 m, except behind a car at x = 12 (|y| ≤ 1), where the beams end on it. */
-function sweep(): Float32Array {
-  const pts: number[] = [];
-  for (let deg = 0; deg < 360; deg += 0.5) {
-    const a = (deg * Math.PI) / 180;
-    const c = Math.cos(a), s = Math.sin(a);
-    const blocked = c > 0 && Math.abs((12 * s) / c) <= 1;
-    const end = blocked ? 12 / c : 35;
-    for (let r = 3; r < end; r += 0.5) pts.push(r * c, r * s, GROUND, 0.3);
-    if (blocked) for (const z of [-1.5, -1.0, -0.6]) pts.push(12, (12 * s) / c, z, 0.8);
-  }
-  return Float32Array.from(pts);
-}
 
 const map = new FreeSpaceBuilder(GRID).build(sweep());
 const scoresOf = (...args: Parameters<typeof attributeToCollaborator>) => attributeToCollaborator(...args).map((d) => d.score);
