@@ -1,7 +1,7 @@
 // The deployable processes: `v2xfuse agent`, `v2xfuse fusion`, and `v2xfuse run`, which starts a broker and
 // one process per node over a whole sequence and reports accuracy next to bytes, latency and drops.
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { DEVICE_OPTIONS, type DeviceOption, PRECISIONS, type Precision } from '../perception/index.ts';
 import {
@@ -153,7 +153,7 @@ export function registerNodes(program: Command): void {
     .option('--rate <hz>', 'replay rate against the recorded times; 0 = as fast as possible', nonNegativeNumber('--rate'), 10)
     .option('--lockstep', 'take frame i only when the replay clock (v2xfuse/v1/<session>/replay/tick) reaches i; with --rate 0')
     .option('--epoch-ns <ns>', 'capture time of the first frame (share it between the agents of one deployment); default now', nanoseconds)
-    .option('--wait-start', 'take the first frame\'s capture time from the run\'s start message (v2xfuse/v1/<session>/replay/start) instead of --epoch-ns')
+    .addOption(new Option('--wait-start', 'take the first frame\'s capture time from the run\'s start message (v2xfuse/v1/<session>/replay/start) instead of --epoch-ns').conflicts('epochNs'))
     .option('--preencode', 'encode every frame first, then publish each when it is due plus the time its encoding took: an agent with a computer of its own, emulated on a shared machine (with --rate above 0)')
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)

@@ -248,7 +248,10 @@ export function footprintOnMap(map: FreeSpaceMap, box: Detection['box'], out: Fo
   const { xMin, yMin, cellSize, width, height } = map.grid;
   out.samples = out.free = out.occupied = out.unknown = out.outside = 0;
   const step = cellSize * 0.5;
-  const nl = Math.max(1, Math.round(box.l / step)), nw = Math.max(1, Math.round(box.w / step));
+  // Half-cell samples, but never more per side than the grid could tell apart: a box kilometres long (a hostile
+  // sender's) must not cost billions of steps.
+  const cap = 2 * Math.max(width, height);
+  const nl = Math.min(cap, Math.max(1, Math.round(box.l / step))), nw = Math.min(cap, Math.max(1, Math.round(box.w / step)));
   const c = Math.cos(box.yaw), s = Math.sin(box.yaw);
   for (let i = 0; i < nl; i++) {
     const u = ((i + 0.5) / nl - 0.5) * box.l;

@@ -380,6 +380,10 @@ function checkFreeSpace(fs: v2xfuse.v1.FreeSpaceMap.$Properties | null | undefin
   if ((fs.planes?.length ?? 0) === 0) refuse('malformed', 'freeSpace.planes is empty');
 }
 
+/** Largest object side admitted, m: an articulated bus is under 25; anything larger is a broken or hostile sender
+ * (every receiver-side check that samples a footprint would pay for it). */
+export const MAX_OBJECT_SIZE_M = 50;
+
 function checkObjects(m: v2xfuse.v1.ObjectList): void {
   checkFreeSpace(m.freeSpace);
   const objects = m.objects ?? [];
@@ -390,6 +394,9 @@ function checkObjects(m: v2xfuse.v1.ObjectList): void {
     const dims = required(o.dimensions, `${at}.dimensions`);
     checkFiniteFields(dims, VECTOR_FIELDS, `${at}.dimensions`);
     if ((dims.x ?? 0) < 0 || (dims.y ?? 0) < 0 || (dims.z ?? 0) < 0) refuse('malformed', `${at}.dimensions (${dims.x}, ${dims.y}, ${dims.z}): negative`);
+    if ((dims.x ?? 0) > MAX_OBJECT_SIZE_M || (dims.y ?? 0) > MAX_OBJECT_SIZE_M || (dims.z ?? 0) > MAX_OBJECT_SIZE_M) {
+      refuse('malformed', `${at}.dimensions (${dims.x}, ${dims.y}, ${dims.z}): over ${MAX_OBJECT_SIZE_M} m`);
+    }
     checkFiniteFields(o.velocity, VECTOR_FIELDS, `${at}.velocity`);
     checkFiniteFields(o, ['yaw', 'yawConfidence', 'yawRate', 'yawRateConfidence'], at);
     checkEnum(OBJECT_CLASSES, o.objectClass, `${at}.objectClass`);

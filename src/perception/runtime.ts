@@ -791,12 +791,18 @@ export class PerceptionModels {
    */
   async warmUp(): Promise<number> {
     const t = performance.now();
-    // Pillars of 1, 2, 3, 5, 9, 17 and 32 points, so that every PFN slot size runs once.
-    const counts = [1, 2, 3, 5, 9, 17, 32];
+    // One pillar per PFN slot group (the smallest count that needs it: 1, 2, 3, 5, 9, … and a full pillar), so every
+    // slot size runs once; points within 0.1 m of a pillar centre 5 m ahead, pillars 1 m apart, 1 m below the sensor.
+    const sizes = pfnSlotSizes(this.manifest.pillar.maxPointsPerPillar);
+    const counts = sizes.map((size, i) => (i === 0 ? size : Math.min(size, sizes[i - 1] + 1)));
+    counts.push(this.manifest.pillar.maxPointsPerPillar);
+    const { xMin, yMin, cellSize } = this.manifest.grid;
+    const centre = (v: number, min: number) => min + (Math.floor((v - min) / cellSize) + 0.5) * cellSize;
     const points = new Float32Array(counts.reduce((a, b) => a + b, 0) * 4);
     let i = 0;
     counts.forEach((n, k) => {
-      for (let j = 0; j < n; j++, i += 4) points.set([5 + 2 * k, 0.01 * j, -1, 0.5], i);
+      const x = centre(5 + k, xMin), y = centre(0, yMin);
+      for (let j = 0; j < n; j++, i += 4) points.set([x + 0.1 * Math.cos(j), y + 0.1 * Math.sin(j), -1, 0.5], i);
     });
     const { features } = await this.lidar.encode(points);
     if (this.head) await this.head.detect(features);

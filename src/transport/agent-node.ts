@@ -107,17 +107,29 @@ type FramePart =
   | { kind: 'objects'; body: Omit<MessageInitOfKind['objects'], 'header'> }
   | { kind: 'points'; body: Omit<MessageInitOfKind['points'], 'header'> };
 
-/** Waits for the run's start message (a retained decimal epoch in ns) on `topic`. */
+/** Waits for the run's start message (a retained decimal epoch in ns) on `topic`; an epoch more than a minute old is
+ * a leftover of an earlier run on a reused session, not this one's start, and is ignored. */
 async function waitForEpoch(link: MqttLink, topic: string, signal?: AbortSignal): Promise<bigint> {
-  return new Promise<bigint>((resolve, reject) => {
-    link.onMessage((t, payload) => {
-      if (t !== topic) return;
-      const text = new TextDecoder().decode(payload);
-      if (/^\d{1,20}$/.test(text)) resolve(BigInt(text));
+  if (signal?.aborted) throw new AgentNodeError('stopped before the replay started');
+  let unsubscribe = () => {};
+  let onAbort = () => {};
+  try {
+    return await new Promise<bigint>((resolve, reject) => {
+      unsubscribe = link.onMessage((t, payload) => {
+        if (t !== topic) return;
+        const text = new TextDecoder().decode(payload);
+        if (!/^\d{1,20}$/.test(text)) return;
+        const epochNs = BigInt(text);
+        if (epochNs >= epochNowNs() - 60_000_000_000n) resolve(epochNs);
+      });
+      onAbort = () => reject(new AgentNodeError('stopped before the replay started'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      link.subscribe(topic, 1).catch(reject);
     });
-    signal?.addEventListener('abort', () => reject(new AgentNodeError('stopped before the replay started')), { once: true });
-    link.subscribe(topic, 1).catch(reject);
-  });
+  } finally {
+    unsubscribe();
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 export interface AgentFrameRecord {

@@ -7,7 +7,7 @@ import { deflateSync } from 'node:zlib';
 import type { Detection } from '../eval/index.ts';
 import { type AttributedDetection, type ConsistencyOptions, type ConsistencyVerdict, type FreeSpaceMap, MergedCloudEncoder, checkFeatureViews, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type TrackedMotion, compensateFeatureMotion, featureMotionsFromTracks } from '../fusion/index.ts';
-import { type Mat4, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
+import { type Mat4, identity, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
 import {
   type FusionResultInit,
   MessageGate,
@@ -177,7 +177,7 @@ export class FusionNodeError extends Error {
 const BUFFERED_PER_AGENT = 24;
 /** Feature cells per confidence-map cell along each axis when not set (FusionNodeOptions.confidenceMapStride). */
 export const DEFAULT_CONFIDENCE_MAP_STRIDE = 2;
-const IDENTITY: Mat4 = new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+const IDENTITY: Mat4 = identity();
 const REPLAY_TIME_WINDOW_MS = 3_600_000;
 
 function poseMatrix(p: { x?: number | null; y?: number | null; z?: number | null; roll?: number | null; pitch?: number | null; yaw?: number | null } | null | undefined): Mat4 {
@@ -442,7 +442,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     let confidenceMap: FusionResultInit['confidenceMap'];
     let tm = performance.now();
     if (o.mode === 'late') {
-      const egoDet = objectsToDetections((ego.message as MessageOfKind['objects']).objects, new Float64Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]));
+      const egoDet = objectsToDetections((ego.message as MessageOfKind['objects']).objects, IDENTITY);
       let others = collaborators.map((c) => objectsToDetections((c.m.message as MessageOfKind['objects']).objects, c.toEgo));
       let otherIds = collaborators.map((c) => c.m.sender);
       stage('align', performance.now() - tm);

@@ -156,6 +156,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   const children: Child[] = [];
   let results: MqttLink | undefined;
   let recorder: SessionRecorder | undefined;
+  let startPublished = false;
   try {
     // The evaluator subscribes first: nothing the fusion node publishes is missed.
     // It also follows the agents' status, to start a lockstep replay once every agent is running.
@@ -275,6 +276,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       epochNs = epochNowNs() + 1_000_000_000n;
       await recorder?.recordSequence(seq, { frames, egoId, epochNs });
       await results.publish(replayStartTopic(session), new TextEncoder().encode(epochNs.toString()), { qos: 1, retain: true });
+      startPublished = true;
     }
 
     if (lockstep) {
@@ -370,6 +372,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     });
   } finally {
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM');
+    // A retained start left on a shared broker would start the next agent that waits on this session at once.
+    if (startPublished) await results?.publish(replayStartTopic(session), new Uint8Array(0), { qos: 1, retain: true }).catch(() => {});
     await results?.end().catch(() => {});
     await recorder?.close().catch(() => {});
     await embedded?.close();

@@ -13,6 +13,7 @@ import {
   contradictsFreeSpace,
   estimateGroundZ,
   filterConsistent,
+  footprintOnMap,
   freeSpaceFromWire,
   wireFreeSpace,
 } from '../../src/fusion/index.ts';
@@ -85,4 +86,13 @@ test('consistency with the free-space map: a collaborator adding ghosts is exclu
   assert.equal(v2[1]!.exclude, false);
   assert.equal(kept[1]!.detections.length, seen.length);
   assert.equal(kept[0], honest, 'a collaborator with nothing contradicted is passed through as it is');
+});
+
+test('a footprint check costs at most the grid\'s resolution, however large the box', () => {
+  const map = new FreeSpaceBuilder(GRID).build(sweep());
+  const huge: Detection = { box: { x: 0, y: 0, z: -1, l: 1e9, w: 1e9, h: 2, yaw: 0 }, score: 0.9, cls: 'vehicle' };
+  const f = footprintOnMap(map, huge.box);
+  assert.ok(f.samples <= (2 * GRID.width) ** 2, `${f.samples} samples`);
+  // Its samples are kilometres apart, so none falls on the 80 m map: it is not judged (and the gate refuses it first).
+  assert.equal(f.outside, f.samples);
 });

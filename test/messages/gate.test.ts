@@ -146,6 +146,13 @@ test('malformed: bytes that do not parse, missing parts, bad covariance and out-
   const score = objectsInit();
   score.objects = [{ ...score.objects?.[0], existenceConfidence: 1.5 }];
   rejected(gate().admit('objects', '100', encodeMessage('objects', score), NOW_NS), 'malformed', /existenceConfidence = 1.5/);
+  // A kilometre-long box: finite, yet every footprint check downstream would pay for it.
+  const huge = objectsInit();
+  huge.objects = [{ ...huge.objects?.[0], dimensions: { x: 1e6, y: 2, z: 1.6 } }];
+  rejected(gate().admit('objects', '100', encodeMessage('objects', huge), NOW_NS), 'malformed', /over 50 m/);
+  const bus = objectsInit();
+  bus.objects = [{ ...bus.objects?.[0], dimensions: { x: 18, y: 2.55, z: 3.2 } }];
+  assert.ok(gate().admit('objects', '100', encodeMessage('objects', bus), NOW_NS).ok);
 });
 
 test('unknown-version and sender-mismatch', () => {

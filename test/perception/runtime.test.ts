@@ -246,18 +246,23 @@ test('FusionAttention: K = 3 matches torch (1e-4); K = 1 (ego alone) returns the
   }
 });
 
-test('warmUp runs every shipped model once on a synthetic frame; the encoder works as before after it', async () => {
+test('warmUp runs the shipped models on a synthetic frame and leaves nothing behind: a real frame encodes the same after it', async () => {
   const { PerceptionModels } = await import('../../src/perception/index.ts');
-  const models = await PerceptionModels.load(new URL('../../models/manifest.json', import.meta.url).pathname, { threads: 1 });
+  const { openDataset } = await import('../../src/datasets/index.ts');
+  const manifest = new URL('../../models/manifest.json', import.meta.url).pathname;
+  const fixture = new URL('../../datasets/fixture/fixture-s1', import.meta.url).pathname;
+  const points = await (await (await openDataset(fixture)).scenarios[0].frame(0)).agents[0].loadPoints();
+  const warm = await PerceptionModels.load(manifest, { threads: 1 });
+  const cold = await PerceptionModels.load(manifest, { threads: 1 });
   try {
-    const ms = await models.warmUp();
+    const ms = await warm.warmUp();
     assert.ok(ms > 0 && Number.isFinite(ms));
-    // The synthetic frame's features are real encoder output: finite, and not all zero (seven pillars of points).
-    const points = new Float32Array([5, 0, -1, 0.5, 5, 0.01, -1, 0.5]);
-    const { features } = await models.lidar.encode(points);
-    assert.ok(features.every(Number.isFinite));
-    assert.ok(features.some((v) => v !== 0));
+    // The synthetic pillars must not survive into the next frame's canvas (the encoder reuses its buffers).
+    const a = (await warm.lidar.encode(points)).features.slice();
+    const b = (await cold.lidar.encode(points)).features;
+    assert.deepEqual(a, b);
+    assert.ok(a.some((v) => v !== 0));
   } finally {
-    await models.dispose();
+    await Promise.all([warm.dispose(), cold.dispose()]);
   }
 });
