@@ -351,6 +351,10 @@ export class LidarEncoder {
   private slotted = new Float32Array(0);
   private slottedOut = new Float32Array(0);
   private readonly pillarGroup: Uint8Array;
+  // Per slot group: pillars in it, and where its input and output start (floats); one entry per group (+1).
+  private readonly groupRows: Int32Array;
+  private readonly groupIn: Int32Array;
+  private readonly groupOut: Int32Array;
   private readonly pillarRow: Int32Array;
   private emptySlot: Float32Array | undefined;
   private readonly canvas: Float32Array;
@@ -402,6 +406,9 @@ export class LidarEncoder {
     this.pfnLayout = pfnSlots ? 'slotted' : 'padded';
     this.pillarGroup = new Uint8Array(maxPillars);
     this.pillarRow = new Int32Array(maxPillars);
+    this.groupRows = new Int32Array(this.slotSizes.length);
+    this.groupIn = new Int32Array(this.slotSizes.length + 1);
+    this.groupOut = new Int32Array(this.slotSizes.length + 1);
 
     this.pillarFeatures = new Float32Array(maxPillars * pillarChannels);
     this.canvas = new Float32Array(pillarChannels * canvasH * canvasW);
@@ -523,7 +530,8 @@ export class LidarEncoder {
     }
     const emptySlot = this.emptySlot;
 
-    const rows = new Array<number>(G).fill(0);
+    const rows = this.groupRows;
+    rows.fill(0);
     for (let p = 0; p < P; p++) {
       const n = pillarStart[p + 1] - pillarStart[p];
       let g = 0;
@@ -532,8 +540,7 @@ export class LidarEncoder {
       pillarRow[p] = rows[g]++;
     }
     // Group g's input starts at inStart[g] floats, its output at outStart[g].
-    const inStart = new Array<number>(G + 1).fill(0);
-    const outStart = new Array<number>(G + 1).fill(0);
+    const inStart = this.groupIn, outStart = this.groupOut;
     for (let g = 0; g < G; g++) {
       inStart[g + 1] = inStart[g] + rows[g] * sizes[g] * F;
       outStart[g + 1] = outStart[g] + rows[g] * C;
