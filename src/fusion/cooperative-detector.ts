@@ -332,7 +332,7 @@ export class CooperativeDetector {
       const ownMap = (this.consistency.featureTest ?? DEFAULT_CONSISTENCY.featureTest) !== 'leave-one-out';
       const views = used.map((r) => ({ id: r.link.agent.agentId, toEgo: r.link.toEgo, features: ownMap ? r.senderFeatures : undefined, objects: r.objects, r }));
       const checked = await checkFeatureViews(this.models.head!, { id: ego.agentId, freeSpace: map }, views, this.consistency);
-      addTimings(timings, { consistencyHead: checked.headMs });
+      if (ownMap) addTimings(timings, { consistencyHead: checked.headMs });
       t += checked.headMs;
       verdicts = checked.verdicts;
       out = checked.kept.map((v) => (v.objects ? { ...v.r, objects: v.objects } : v.r));
