@@ -37,7 +37,8 @@ const hook = <T>(fn: (h: Window['__v2xfuseViewer']) => T | Promise<T>): Promise<
 
 test('the page follows a live run frame by frame, with the points the agents send', { skip, timeout: 200_000 }, async () => {
   assert.equal(await hook((h) => h.mode), 'live');
-  assert.match(await page.textContent('#frameLabel') ?? '', /waiting/);
+  // The label follows the mode at the next drawn frame; under load that can be a moment after the mode is known.
+  await page.waitForFunction(() => /waiting/.test(document.querySelector('#frameLabel')?.textContent ?? ''), null, { timeout: 10_000 });
   const run = runCli(['run', FIXTURE, '--frames', '2', '--fusion', 'early', '--broker', broker!.url], 180_000);
   // The first fused frame shows up while the run is still going.
   await page.waitForFunction(() => window.__v2xfuseViewer.frameCount >= 1, null, { timeout: 170_000 });

@@ -355,6 +355,8 @@ function ingest(bytes: Uint8Array): void {
 async function start(): Promise<void> {
   source = (await (await fetch('/api/source')).json()) as SourceInfo;
   handle.mode = source.mode;
+  // The frame label depends on the mode ('waiting for the fusion node…' live): draw it again now, not at the first frame.
+  needsBuild = true;
   $('source').textContent = `${source.mode}: ${source.name}`;
   $('source').title = source.name;
   resize();
