@@ -255,7 +255,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       children.push(
         startChild(`agent ${id}`, [
           'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', mode,
-          ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), '--epoch-ns', epochNs.toString(),
+          ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), ...(startSignal ? [] : ['--epoch-ns', epochNs.toString()]),
           ...(lockstep ? ['--lockstep'] : []),
           ...(startSignal ? ['--wait-start'] : []), ...(startSignal && id !== egoId ? ['--preencode'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),

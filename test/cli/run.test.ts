@@ -105,6 +105,16 @@ test('run --fusion hybrid: collaborators send selected features and an object li
   for (const a of ['101', '-1']) assert.equal(report.agents[a].framesUsed, 3);
 });
 
+test('run --rate 10 --preencode-collaborators --precision int8: collaborators encode ahead, all start together, frames are fused', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--rate', '10', '--preencode-collaborators', '--precision', 'int8', '--deadline-ms', '3000', '--predictor', 'none', '--json'], 170_000);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as RunReport;
+  for (const a of ['100', '101', '-1']) assert.equal(report.agents[a].framesPublished, 3, `agent ${a}`);
+  // Paced on a loaded machine a frame may go stale; the run must still fuse, with the collaborators' messages.
+  assert.ok(report.framesFused >= 1, `${report.framesFused} frames fused`);
+  assert.ok(report.agents['101'].framesUsed + report.agents['-1'].framesUsed >= 1, JSON.stringify(report.agents));
+});
+
 test('run: a bad dataset path fails in one line before anything starts', async () => {
   const r = await runCli(['run', '/nonexistent/dataset']);
   assert.equal(r.code, 3);
