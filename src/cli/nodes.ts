@@ -116,6 +116,7 @@ interface RunCliOptions {
   broker: string;
   rate: number;
   preencodeCollaborators?: boolean;
+  egoCodec?: string;
   frames?: number;
   models: string;
   device: DeviceOption;
@@ -249,6 +250,7 @@ export function registerNodes(program: Command): void {
     .option('--codec <spec>', "what collaborators send: a feature codec (intermediate, default int8+top10%+deflate) or point codec (early)")
     .option('--broker <url>', "'embedded' (an in-process broker on a free loopback port) or a broker URL", 'embedded')
     .option('--rate <hz>', 'replay rate; 0 = as fast as the machine goes', nonNegativeNumber('--rate'), 0)
+    .option('--ego-codec <spec>', "the ego agent's features towards its own fusion node (default: raw with --rate 0, int8 paced: 4 MB through the broker at 10 Hz costs more than the encoder)")
     .option('--preencode-collaborators', 'with --rate: collaborators encode every frame first and publish each when due plus its encoding time (agents with computers of their own); the ego agent and the fusion node run live')
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
@@ -276,7 +278,7 @@ export function registerNodes(program: Command): void {
         try {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
-            rateHz: o.rate, preencodeCollaborators: o.preencodeCollaborators, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
+            rateHz: o.rate, preencodeCollaborators: o.preencodeCollaborators, egoCodec: o.egoCodec, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
             deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}), cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
