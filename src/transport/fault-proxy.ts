@@ -14,6 +14,7 @@
 // pending and the session stuck (a protocol failure, not message loss); MQTT's retransmission would also undo the
 // drop. Sensor messages travel at QoS 0, and a subscriber at QoS 0 gets every message downgraded to QoS 0.
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Rng } from '../sim/index.ts';
 
 export interface FaultSpec {
   /** Probability that a PUBLISH is dropped, 0..1. */
@@ -67,17 +68,6 @@ export class FaultProxyError extends Error {
   }
 }
 
-/** mulberry32: small, seeded, good enough to decide faults reproducibly. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkSpec(f: FaultSpec): void {
   for (const [name, p] of [['dropProbability', f.dropProbability], ['duplicateProbability', f.duplicateProbability], ['reorderProbability', f.reorderProbability]] as const) {
@@ -149,7 +139,8 @@ export class FaultProxy {
   private constructor(server: Server, faults: FaultSpec, seed: number, host: string, port: number) {
     this.#server = server;
     this.#faults = faults;
-    this.#random = seededRandom(seed);
+    const rng = new Rng(seed);
+    this.#random = () => rng.next();
     this.host = host;
     this.port = port;
   }

@@ -3,11 +3,11 @@
 // mosquitto_passwd in a temporary folder, as test/transport/mosquitto-process.ts does.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MOSQUITTO_DEPLOY_DIR, renderMosquittoConfig } from '../../src/transport/index.ts';
-import { findMosquitto } from '../transport/mosquitto-process.ts';
+import { findMosquitto, freePort } from '../transport/mosquitto-process.ts';
 
 export { MOSQUITTO_MISSING, findMosquitto } from '../transport/mosquitto-process.ts';
 
@@ -27,14 +27,6 @@ export interface ControlledMosquitto {
   /** Starts it again on the same port (nothing persisted: retained messages are gone). */
   start(): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function listening(port: number): Promise<boolean> {

@@ -1,17 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Rng } from '../../src/sim/index.ts';
 import { AssignmentError, AssignmentSolver, greedyAssignment, linearSumAssignment } from '../../src/tracking/index.ts';
 
-/** Deterministic PRNG (mulberry32) so a failure reproduces. */
+/** Seeded (the simulator's generator), so a failure reproduces. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** Minimum total cost over every injective map of the smaller side into the larger. */

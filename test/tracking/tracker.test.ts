@@ -1,16 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Rng } from '../../src/sim/index.ts';
 import { MultiObjectTracker, TrackingInputError, covarianceFromPositionConfidence } from '../../src/tracking/index.ts';
 
+/** Seeded (the simulator's generator), so a failure reproduces. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 const car = (x: number, y: number, yaw = 0) => ({ x, y, z: 0, l: 4.5, w: 1.9, h: 1.6, yaw });
 

@@ -26,7 +26,8 @@ export function findMosquitto(): { mosquitto: string; mosquittoPasswd: string } 
   return mosquitto && mosquittoPasswd ? { mosquitto, mosquittoPasswd } : undefined;
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port nothing listens on right now. */
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
   const { port } = s.address() as AddressInfo;
