@@ -3,7 +3,7 @@
 // merging: the agents whose detections the merge absorbed into the box. Hybrid: both, through the merge.
 import type { Detection } from '../eval/index.ts';
 import { type Mat4, bevIoU } from '../geometry/index.ts';
-import { type BevGrid, featureCellSize, featureHeight, featureWidth } from '../perception/index.ts';
+import { type BevGrid, featureCellOf, featureHeight, featureWidth } from '../perception/index.ts';
 import { FusionInputError } from './warp.ts';
 
 /** One agent's aligned contribution to a fused feature map: its validity mask on the ego's feature grid. */
@@ -18,15 +18,13 @@ export interface AlignedContribution {
  * cell, sorted. A centre outside the grid is covered by no one.
  */
 export function featureContributors(detections: readonly Detection[], aligned: readonly AlignedContribution[], grid: BevGrid): string[][] {
-  const W = featureWidth(grid), H = featureHeight(grid), s = featureCellSize(grid);
+  const W = featureWidth(grid), H = featureHeight(grid);
   for (const a of aligned) {
     if (a.mask && a.mask.length !== W * H) throw new FusionInputError(`mask of ${a.agentId}`, a.mask.length, `must be H × W = ${H * W}`);
   }
   return detections.map((d) => {
-    const col = Math.floor((d.box.x - grid.xMin) / s);
-    const row = Math.floor((d.box.y - grid.yMin) / s);
-    if (!(col >= 0 && col < W && row >= 0 && row < H)) return [];
-    const cell = row * W + col;
+    const cell = featureCellOf(grid, d.box.x, d.box.y);
+    if (cell < 0) return [];
     return aligned.filter((a) => a.mask === null || a.mask[cell] > 0).map((a) => a.agentId).sort();
   });
 }

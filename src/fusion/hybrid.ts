@@ -6,7 +6,7 @@
 // want of bandwidth, and the cells that matter most still get feature-level fusion.
 import type { Detection } from '../eval/index.ts';
 import type { Mat4 } from '../geometry/index.ts';
-import { featureCellSize, featureHeight, featureWidth, sigmoid, type BevGrid } from '../perception/index.ts';
+import { featureCellOf, featureHeight, featureWidth, sigmoid, type BevGrid } from '../perception/index.ts';
 import { type FuseLateOptions, fuseLate } from './late.ts';
 import { FusionInputError, warpToEgo } from './warp.ts';
 
@@ -34,13 +34,11 @@ export function featureConfidenceMap(clsLogits: Float32Array, out: Float32Array)
  * sender did not send (sent[row·W + col] = 0) or outside its grid: what hybrid fusion sends as objects.
  */
 export function objectsOutsideSentCells(detections: readonly Detection[], sent: Uint8Array, grid: BevGrid): Detection[] {
-  const W = featureWidth(grid), H = featureHeight(grid), s = featureCellSize(grid);
+  const W = featureWidth(grid), H = featureHeight(grid);
   if (sent.length !== W * H) throw new FusionInputError('sent.length', sent.length, `must be H × W = ${H * W}`);
   return detections.filter((d) => {
-    const col = Math.floor((d.box.x - grid.xMin) / s);
-    const row = Math.floor((d.box.y - grid.yMin) / s);
-    if (!(col >= 0 && col < W && row >= 0 && row < H)) return true;
-    return sent[row * W + col] === 0;
+    const cell = featureCellOf(grid, d.box.x, d.box.y);
+    return cell < 0 || sent[cell] === 0;
   });
 }
 

@@ -181,6 +181,17 @@ export function cellOf(g: BevGrid, x: number, y: number): GridCell | undefined {
   return { row, col };
 }
 
+/**
+ * Row-major index (row · W + col) of the feature-map cell holding (x, y), or −1 outside the map (and for NaN): where a
+ * box centre lands on a map the head reads, a mask or a sent-cell bitmap.
+ */
+export function featureCellOf(g: BevGrid, x: number, y: number): number {
+  const s = featureCellSize(g), W = featureWidth(g), H = featureHeight(g);
+  const col = Math.floor((x - g.xMin) / s);
+  const row = Math.floor((y - g.yMin) / s);
+  return col >= 0 && col < W && row >= 0 && row < H ? row * W + col : -1;
+}
+
 /** Centre of pillar-grid cell (row, col) in the agent frame (metres). */
 export function cellCenter(g: BevGrid, row: number, col: number): { x: number; y: number } {
   return { x: g.xMin + (col + 0.5) * g.cellSize, y: g.yMin + (row + 0.5) * g.cellSize };

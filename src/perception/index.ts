@@ -8,6 +8,7 @@ export {
   DEFAULT_BEV_GRID,
   cellCenter,
   cellOf,
+  featureCellOf,
   featureCellSize,
   featureHeight,
   describeFeatureGrid,

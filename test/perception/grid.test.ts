@@ -5,6 +5,7 @@ import {
   DEFAULT_BEV_GRID,
   cellCenter,
   cellOf,
+  featureCellOf,
   featureCellSize,
   featureHeight,
   featureShape,
@@ -122,4 +123,15 @@ test('gridsEqual refuses any difference that would misalign features', () => {
   assert.equal(gridsEqual(d, { ...d, cellSize: 0.2 }), false);
   assert.equal(gridsEqual(d, { ...d, featureStride: 4 }), false);
   assert.equal(gridsEqual(d, { ...d, channels: 128 }), false);
+});
+
+test('featureCellOf: the feature-map cell of a point, row-major, −1 outside the map', () => {
+  // Shipped grid: ±51.2 m, 0.4 m pillars, stride 2 → 0.8 m cells, 128 × 128.
+  const g = DEFAULT_BEV_GRID;
+  assert.equal(featureCellOf(g, -51.2, -51.2), 0);
+  assert.equal(featureCellOf(g, -51.2 + 0.79, -51.2 + 0.81), 128);
+  assert.equal(featureCellOf(g, 0, 0), 64 * 128 + 64);
+  assert.equal(featureCellOf(g, 51.19, 51.19), 128 * 128 - 1);
+  assert.equal(featureCellOf(g, 51.2, 0), -1, 'the upper edge is outside');
+  assert.equal(featureCellOf(g, Number.NaN, 0), -1);
 });
