@@ -212,6 +212,7 @@ export function registerDetect(program: Command): void {
             gtVisibility: o.gtVisibility,
             modelId: models.manifest.modelId,
             precision: models.manifest.precision,
+            int8Models: models.manifest.int8Roles,
             provider: models.provider,
             frames,
             meanAgentsPerFrame: frames ? agentsUsed / frames : 0,

@@ -139,6 +139,8 @@ export interface PerceptionManifest {
   motionPredictor?: MotionPredictorEntry;
   /** The precision `models` resolves to: 'float32' as loaded, 'int8' after withPrecision(manifest, 'int8'). */
   precision: Precision;
+  /** The models that precision actually swapped in (a head without an int8 file stays float32); empty for float32. */
+  int8Roles: ModelRole[];
 }
 
 /** The learned motion predictor's file and contract (models/README.md, src/prediction). */
@@ -320,6 +322,7 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
     ...(m.models.motion_predictor ? { motionPredictor: motionPredictorEntry(m.models.motion_predictor, dir) } : {}),
     ...(m.camera ? { camera: { ...m.camera, heights: [...m.camera.heights], mean: [...m.camera.mean], std: [...m.camera.std] } } : {}),
     precision: 'float32',
+    int8Roles: [],
   };
 }
 
@@ -337,11 +340,15 @@ export function withPrecision(manifest: PerceptionManifest, precision: Precision
     throw new ManifestError(manifest.source, 'models.lidar_backbone.int8', 'missing: this manifest ships no int8 backbone (tools/train/quantize.py --install writes one)');
   }
   const models = { ...manifest.models };
+  const int8Roles: ModelRole[] = [];
   for (const role of QUANTIZABLE_ROLES) {
     const int8 = manifest.models[role]?.int8;
-    if (int8) models[role] = { ...int8 };
+    if (int8) {
+      models[role] = { ...int8 };
+      int8Roles.push(role);
+    }
   }
-  return { ...manifest, models, precision };
+  return { ...manifest, models, precision, int8Roles };
 }
 
 function motionPredictorEntry(

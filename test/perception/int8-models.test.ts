@@ -28,6 +28,8 @@ test('manifest: float32 unless int8 is asked for; withPrecision swaps only the b
 
   const int8 = withPrecision(float, 'int8');
   assert.equal(int8.precision, 'int8');
+  assert.deepEqual(int8.int8Roles, ['lidar_backbone', 'detection_head']);
+  assert.deepEqual(float.int8Roles, []);
   assert.equal(int8.models.lidar_backbone.path, float.models.lidar_backbone.int8!.path);
   assert.equal(int8.models.lidar_backbone.sha256, float.models.lidar_backbone.int8!.sha256);
   assert.equal(int8.models.detection_head?.path, float.models.detection_head?.int8?.path);
@@ -43,6 +45,7 @@ test('manifest: float32 unless int8 is asked for; withPrecision swaps only the b
   delete json.models.detection_head.int8;
   const headFloat = withPrecision(parseManifest(json, MANIFEST), 'int8');
   assert.match(headFloat.models.detection_head?.path ?? '', /detection_head\.onnx$/);
+  assert.deepEqual(headFloat.int8Roles, ['lidar_backbone'], 'says which models are int8, not just "int8"');
   delete json.models.lidar_backbone.int8;
   assert.throws(
     () => withPrecision(parseManifest(json, MANIFEST), 'int8'),
