@@ -166,7 +166,9 @@ export function encodeFeatures(
   const selected = indices !== undefined && sent < cells;
   // Only the values that travel must be finite: with a selection they are checked as they are gathered below
   // (a tenth of the map for top10%), otherwise all of them here.
-  if (!selected) {
+  const affine = parsed.quantization === 'int8' || parsed.quantization === 'int4';
+  // int8 / int4 check as they find each channel's range (one pass over the map fewer).
+  if (!selected && !affine) {
     for (let i = 0; i < features.length; i++) {
       const v = features[i];
       if (v - v !== 0) throw notFinite(Math.floor(i / cells), i % cells, v);
@@ -214,7 +216,7 @@ export function encodeFeatures(
       break;
     case 'int8':
     case 'int4':
-      packAffine(values, channels, sent, LEVELS[parsed.quantization], packed, at, channelScale, channelOffset);
+      packAffine(values, channels, sent, LEVELS[parsed.quantization], packed, at, channelScale, channelOffset, selected ? undefined : (c, i, v) => notFinite(c, i, v));
       break;
   }
 
@@ -267,28 +269,43 @@ function packAffine(
   at: number,
   channelScale: number[],
   channelOffset: number[],
+  /** Given, every value is checked finite (the error for the first that is not, by channel and cell). */
+  notFinite?: (channel: number, cell: number, value: number) => Error,
 ): void {
   const nibbles = levels === 15;
   for (let c = 0; c < channels; c++) {
     const start = c * sent;
     let min = Infinity;
     let max = -Infinity;
+    // NaN passes both comparisons, ±Infinity becomes min or max: either way a non-finite value shows in the sum.
+    let check = 0;
     for (let i = start; i < start + sent; i++) {
       const v = values[i];
+      check += v - v;
       if (v < min) min = v;
       if (v > max) max = v;
+    }
+    if (notFinite && check !== 0) {
+      for (let i = start; i < start + sent; i++) if (values[i] - values[i] !== 0) throw notFinite(c, i - start, values[i]);
     }
     if (sent === 0) min = max = 0;
     const offset = min;
     const scale = max > min ? Math.fround((max - min) / levels) : 0;
     channelOffset.push(offset);
     channelScale.push(scale);
-    for (let i = start; i < start + sent; i++) {
-      let q = scale === 0 ? 0 : Math.round((values[i] - offset) / scale);
-      if (q > levels) q = levels;
-      else if (q < 0) q = 0;
-      if (nibbles) out[at + (i >>> 1)] |= (i & 1) === 0 ? q : q << 4;
-      else out[at + i] = q;
+    // Every value is ≥ offset, so q ≥ 0, and rounding is floor(x + 0.5) (half the time of Math.round here); only
+    // float rounding can push the largest past `levels`.
+    if (nibbles) {
+      for (let i = start; i < start + sent; i++) {
+        let q = scale === 0 ? 0 : Math.round((values[i] - offset) / scale);
+        if (q > levels) q = levels;
+        out[at + (i >>> 1)] |= (i & 1) === 0 ? q : q << 4;
+      }
+    } else if (scale > 0) {
+      for (let i = start; i < start + sent; i++) {
+        const q = ((values[i] - offset) / scale + 0.5) | 0;
+        out[at + i] = q > levels ? levels : q;
+      }
     }
   }
 }
@@ -384,7 +401,8 @@ export function decodeFeatures(payload: Uint8Array, header: FeatureEncodingField
   if (out.length !== channels * cells) throw new CodecError('input', `options.out has ${out.length} values, the header's map has ${channels * cells}`);
   const mask = options.mask ?? new Uint8Array(cells);
   if (mask.length !== cells) throw new CodecError('input', `options.mask has ${mask.length} values, the header's map has ${cells}`);
-  out.fill(0);
+  // Every value is written when all cells were sent: only a selection leaves cells to zero.
+  if (sent !== cells) out.fill(0);
   mask.fill(0);
 
   let indices: Int32Array | undefined;
@@ -428,6 +446,18 @@ function unpackValues(
     }
     return;
   }
+  if (quantization === Quantization.INT8) {
+    // The common case (every agent's default codec) in a loop of its own: ~5x faster than the general one below.
+    for (let c = 0; c < channels; c++) {
+      const from = at + c * sent;
+      const dst = c * cells;
+      const scale = scales[c];
+      const offset = offsets[c];
+      if (indices) for (let i = 0; i < sent; i++) out[dst + indices[i]] = offset + packed[from + i] * scale;
+      else for (let i = 0; i < sent; i++) out[dst + i] = offset + packed[from + i] * scale;
+    }
+    return;
+  }
   const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
   const half = quantization === Quantization.FP16 ? float16Table() : undefined;
   for (let c = 0; c < channels; c++) {
@@ -449,9 +479,6 @@ function unpackValues(
           v = (half as Float32Array)[bits];
           break;
         }
-        case Quantization.INT8:
-          v = offset + packed[at + j] * scale;
-          break;
         case Quantization.INT4: {
           const b = packed[at + (j >>> 1)];
           v = offset + ((j & 1) === 0 ? b & 0x0f : b >>> 4) * scale;

@@ -23,7 +23,7 @@ import { type ConsistencyOptions, type ConsistencyVerdict, DEFAULT_CONSISTENCY, 
 import { DEFAULT_POINT_CODEC, MergedCloudEncoder, type SenderPoints, mergePointClouds, mergedLength } from './early.ts';
 import { type FreeSpaceMap, FreeSpaceBuilder, freeSpaceGrid } from './free-space.ts';
 import { checkFeatureViews } from './own-map.ts';
-import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
+import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells } from './hybrid.ts';
 import { type PoseNoiseStd, applyPoseNoise, messageLost, samplePoseNoise } from './impairments.ts';
 import { type FeatureMotion, compensateFeatureMotion, compensateObjectMotion, featureMotionsFromTracks } from './feature-motion.ts';
 import { compensateLatency, delayedFrameIndex } from './latency.ts';
@@ -629,8 +629,8 @@ export class CooperativeDetector {
         addTimings(timings, { featureCodec: performance.now() - t });
       }
       const t = performance.now();
-      const w = warpToEgo(features, link.toEgo, g, this.buffer(this.warped, k + 1, size), this.buffer(this.masks, k + 1, H * W));
-      if (sent) restrictToSentCells(w.mask, sent, link.toEgo, g);
+      // A selection-coded map covers only the cells it sent (and is warped only there).
+      const w = warpToEgo(features, link.toEgo, g, this.buffer(this.warped, k + 1, size), this.buffer(this.masks, k + 1, H * W), sent);
       addTimings(timings, { warp: performance.now() - t });
       let moved: Received['moved'];
       if (compensate && link.ageMs > 0) {

@@ -5,10 +5,9 @@
 // the result with those late objects by per-class NMS (fuseLate), so nothing the collaborator saw is lost for
 // want of bandwidth, and the cells that matter most still get feature-level fusion.
 import type { Detection } from '../eval/index.ts';
-import type { Mat4 } from '../geometry/index.ts';
 import { featureCellOf, featureHeight, featureWidth, sigmoid, type BevGrid } from '../perception/index.ts';
 import { type FuseLateOptions, fuseLate } from './late.ts';
-import { FusionInputError, warpToEgo } from './warp.ts';
+import { FusionInputError } from './warp.ts';
 
 /**
  * Max class probability per BEV cell over the head's anchors (clsLogits [A, H, W]): the confidence map Where2comm
@@ -40,33 +39,6 @@ export function objectsOutsideSentCells(detections: readonly Detection[], sent: 
     const cell = featureCellOf(grid, d.box.x, d.box.y);
     return cell < 0 || sent[cell] === 0;
   });
-}
-
-// One-channel scratch for warping a sent-cell mask; grown on demand.
-let sentPlane = new Float32Array(0);
-let sentWarped = new Float32Array(0);
-let sentCoverage = new Float32Array(0);
-
-/**
- * A collaborator's aligned mask when it sent only some cells: `coverage` (warpToEgo's mask, [H, W] in the ego
- * grid) ANDed with its sent-cell mask carried into the ego grid by the same warp (bilinear, kept where ≥ 0.5).
- * Written into `coverage` in place and returned: fusion must not count cells the collaborator left out as zeros.
- */
-export function restrictToSentCells(coverage: Float32Array, sent: Uint8Array, agentToEgo: Mat4, grid: BevGrid): Float32Array {
-  const plane = featureWidth(grid) * featureHeight(grid);
-  if (coverage.length !== plane || sent.length !== plane) {
-    throw new FusionInputError('coverage.length / sent.length', `${coverage.length} / ${sent.length}`, `must both be H × W = ${plane}`);
-  }
-  if (sentPlane.length < plane) {
-    sentPlane = new Float32Array(plane);
-    sentWarped = new Float32Array(plane);
-    sentCoverage = new Float32Array(plane);
-  }
-  const src = sentPlane.subarray(0, plane), dst = sentWarped.subarray(0, plane);
-  for (let i = 0; i < plane; i++) src[i] = sent[i];
-  warpToEgo(src, agentToEgo, grid, dst, sentCoverage.subarray(0, plane));
-  for (let i = 0; i < plane; i++) coverage[i] = coverage[i] > 0 && dst[i] >= 0.5 ? 1 : 0;
-  return coverage;
 }
 
 /**

@@ -40,7 +40,7 @@ export {
   wireFreeSpace,
 } from './free-space.ts';
 export { type WeightedBoxFusionOptions, weightedBoxFusion } from './wbf.ts';
-export { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from './hybrid.ts';
+export { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells } from './hybrid.ts';
 export { type VelocityOptions, compensateLatency, delayedFrameIndex, estimateVelocities, estimateVelocitiesFromHistory } from './latency.ts';
 export { type PoseNoise, type PoseNoiseStd, applyPoseNoise, keyedRng, messageLost, parsePoseNoise, samplePoseNoise } from './impairments.ts';
 export {

@@ -48,12 +48,21 @@ function ensureTapCapacity(plane: number): void {
   }
 }
 
+// The cells a selection-coded map covers, compacted: their taps, so that the channel loop visits only them.
+let activeCell = new Int32Array(0);
+
 /**
  * Resamples an agent's feature map [C, H, W] (features on `grid`'s feature map, in the agent's frame) into the
  * ego's grid; see the file comment for the exact formula. `out` / `outMask` are filled when given (lengths C·H·W
  * and H·W), otherwise allocated. The input is only read, so `features` must not alias `out`.
+ *
+ * `sent` ([H, W], the decoder's mask) is for a map the agent sent only part of (top-k selection), whose other
+ * cells are zeros: an ego cell is then covered when its sample point is inside the map and at least half its
+ * bilinear weight falls on sent cells (the sent mask warped like the features, ≥ 0.5). Only covered cells are
+ * resampled; the others get 0 and mask 0, which is what fusion makes of them anyway. With a 10 % selection the
+ * warp does a tenth of the work.
  */
-export function warpToEgo(features: Float32Array, agentToEgo: Mat4, grid: BevGrid, out?: Float32Array, outMask?: Float32Array): WarpResult {
+export function warpToEgo(features: Float32Array, agentToEgo: Mat4, grid: BevGrid, out?: Float32Array, outMask?: Float32Array, sent?: Uint8Array): WarpResult {
   const W = featureWidth(grid);
   const H = featureHeight(grid);
   const s = featureCellSize(grid);
@@ -68,6 +77,7 @@ export function warpToEgo(features: Float32Array, agentToEgo: Mat4, grid: BevGri
   if (warped.length !== features.length) throw new FusionInputError('out.length', warped.length, `must be ${features.length} (C × H × W)`);
   if (mask.length !== plane) throw new FusionInputError('outMask.length', mask.length, `must be ${plane} (H × W)`);
   if (warped === features) throw new FusionInputError('out', 'features', 'must not be the input buffer');
+  if (sent && sent.length !== plane) throw new FusionInputError('sent.length', sent.length, `must be ${plane} (H × W)`);
 
   const yaw = Math.atan2(agentToEgo[4], agentToEgo[0]);
   const cos = Math.cos(yaw), sin = Math.sin(yaw);
@@ -104,6 +114,11 @@ export function warpToEgo(features: Float32Array, agentToEgo: Mat4, grid: BevGri
     }
   }
 
+  if (sent) {
+    warpSelected(features, C, plane, sent, warped, mask);
+    return { features: warped, mask };
+  }
+
   let ch = 0;
   for (; ch + 3 < C; ch += 4) {
     const base = ch * plane;
@@ -134,6 +149,37 @@ export function warpToEgo(features: Float32Array, agentToEgo: Mat4, grid: BevGri
   }
   return { features: warped, mask };
 }
+
+/** The channel loop of warpToEgo for a partly sent map, over the taps already in tapIndex / tapWeight. */
+function warpSelected(features: Float32Array, C: number, plane: number, sent: Uint8Array, warped: Float32Array, mask: Float32Array): void {
+  const index = tapIndex, weight = tapWeight;
+  if (activeCell.length < plane) activeCell = new Int32Array(plane);
+  let n = 0;
+  for (let cell = 0, t = 0; cell < plane; cell++, t += 4) {
+    if (mask[cell] === 0) continue;
+    const covered = weight[t] * sent[index[t]] + weight[t + 1] * sent[index[t + 1]] + weight[t + 2] * sent[index[t + 2]] + weight[t + 3] * sent[index[t + 3]];
+    if (covered < 0.5) {
+      mask[cell] = 0;
+      continue;
+    }
+    // Compacted in place: entry n's taps move down to slot n (n ≤ cell, so nothing unread is overwritten).
+    activeCell[n] = cell;
+    const d = 4 * n;
+    index[d] = index[t]; index[d + 1] = index[t + 1]; index[d + 2] = index[t + 2]; index[d + 3] = index[t + 3];
+    weight[d] = weight[t]; weight[d + 1] = weight[t + 1]; weight[d + 2] = weight[t + 2]; weight[d + 3] = weight[t + 3];
+    n++;
+  }
+  warped.fill(0);
+  for (let ch = 0; ch < C; ch++) {
+    const base = ch * plane;
+    const src = features.subarray(base, base + plane);
+    for (let j = 0, t = 0; j < n; j++, t += 4) {
+      warped[base + activeCell[j]] = weight[t] * src[index[t]] + weight[t + 1] * src[index[t + 1]] + weight[t + 2] * src[index[t + 2]] + weight[t + 3] * src[index[t + 3]];
+    }
+  }
+}
+
+let coveredCell = new Int32Array(0);
 
 /**
  * Max fusion: out[c, cell] = max over agents k whose mask covers the cell (mask > 0) of features[k][c, cell]; 0
@@ -179,9 +225,15 @@ export function maxFuse(features: readonly Float32Array[], masks: readonly (Floa
       for (let i = 0; i < size; i++) if (f[i] > fused[i]) fused[i] = f[i];
       continue;
     }
+    // The covered cells once, then every channel over them alone: a selection-coded collaborator covers ~10 %.
+    if (coveredCell.length < plane) coveredCell = new Int32Array(plane);
+    let n = 0;
+    for (let cell = 0; cell < plane; cell++) if (m[cell] > 0) coveredCell[n++] = cell;
     for (let ch = 0; ch < C; ch++) {
-      for (let cell = 0, i = ch * plane; cell < plane; cell++, i++) {
-        if (m[cell] > 0 && f[i] > fused[i]) fused[i] = f[i];
+      const base = ch * plane;
+      for (let j = 0; j < n; j++) {
+        const i = base + coveredCell[j];
+        if (f[i] > fused[i]) fused[i] = f[i];
       }
     }
   }

@@ -198,6 +198,11 @@ export function formatRunReport(r: RunReport): string {
   const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.admit', 'fusion.align', 'fusion.fuse', 'fusion.pfn', 'fusion.backbone', 'fusion.head', 'fusion.track', 'fusion.predict', 'endToEnd'];
   const lat = show.filter((k) => r.latencyMs[k]?.count).map((k) => `${k} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`);
   lines.push(`latency ms p50/p95: ${lat.join(', ')}`);
+  // A live run's end-to-end latency, as the stations of a frame after its capture.
+  const since = [['ego features in', 'fusion.sinceCapture.ego'], ['collaborators in', 'fusion.sinceCapture.collaborators'], ['fusion started', 'fusion.sinceCapture.start'], ['result published', 'fusion.sinceCapture.published'], ['result received', 'endToEnd']] as const;
+  if (r.latencyMs['fusion.sinceCapture.published']?.count) {
+    lines.push(`ms after capture p50/p95: ${since.filter(([, k]) => r.latencyMs[k]?.count).map(([name, k]) => `${name} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`).join(', ')}`);
+  }
   const drops = Object.entries(r.dropped).filter(([, n]) => n > 0);
   lines.push(`dropped: ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}`);
   return lines.join('\n');

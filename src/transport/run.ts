@@ -343,7 +343,9 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         extraDropped['no-result'] = (extraDropped['no-result'] ?? 0) + 1;
         continue;
       }
-      endToEndMs.push(Number(got.arrivalNs - BigInt(f.startWallNs)) / 1e6);
+      // Paced, capture times are wall-clock times: from the capture, so an agent running behind its sensor shows
+      // in the latency. In lockstep they are a replay clock: from when the agent took the frame.
+      endToEndMs.push(Number(got.arrivalNs - BigInt(o.rateHz > 0 ? f.captureNs : f.startWallNs)) / 1e6);
       resultBytes.push(got.bytes);
       if (got.result.confidenceMap) confidenceMapBytes.push(wire.ConfidenceMap.encode(got.result.confidenceMap).finish().byteLength);
       for (const c of got.result.contributions) {

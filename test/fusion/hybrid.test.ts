@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Detection } from '../../src/eval/index.ts';
 import { identity, poseToMatrix } from '../../src/geometry/index.ts';
-import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells, restrictToSentCells } from '../../src/fusion/index.ts';
+import { featureConfidenceMap, mergeHybrid, objectsOutsideSentCells } from '../../src/fusion/index.ts';
 import { DEFAULT_BEV_GRID, featureCellSize, featureWidth, sigmoid } from '../../src/perception/index.ts';
 
 const g = DEFAULT_BEV_GRID;
@@ -29,18 +29,6 @@ test('featureConfidenceMap is the max over anchors of the class probability, per
   const conf = featureConfidenceMap(logits, new Float32Array(cells));
   assert.deepEqual(Array.from(conf), [sigmoid(1), sigmoid(-2), sigmoid(5)].map(Math.fround));
   assert.throws(() => featureConfidenceMap(new Float32Array(5), new Float32Array(cells)));
-});
-
-test('restrictToSentCells keeps coverage only where the collaborator sent the cell, carried into the ego grid', () => {
-  const sent = new Uint8Array(PLANE);
-  sent[5 * W + 7] = 1;
-  const cover = new Float32Array(PLANE).fill(1);
-  restrictToSentCells(cover, sent, identity(), g);
-  assert.deepEqual(Array.from(cover.keys()).filter((i) => cover[i] === 1), [5 * W + 7]);
-  // The collaborator one cell ahead (+x): its cell (5, 7) lands on the ego's (5, 8).
-  const ahead = new Float32Array(PLANE).fill(1);
-  restrictToSentCells(ahead, sent, poseToMatrix({ x: S, y: 0, z: 0, roll: 0, pitch: 0, yaw: 0 }), g);
-  assert.deepEqual(Array.from(ahead.keys()).filter((i) => ahead[i] === 1), [5 * W + 8]);
 });
 
 test('mergeHybrid: the head\'s box wins over a collaborator\'s lower-scored copy; objects elsewhere are added', () => {

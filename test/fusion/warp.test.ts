@@ -126,6 +126,41 @@ test('a 6-channel map (four channels per pass, then the rest) warps each channel
   }
 });
 
+test('a partly sent map: covered where the sent mask, warped like the features, is ≥ 0.5; resampled only there', () => {
+  // Sent: a 3 × 3 block and one lone cell; the rest zeros, as the decoder leaves them.
+  const sent = new Uint8Array(PLANE);
+  for (let r = 2; r < 5; r++) for (let c = 2; c < 5; c++) sent[r * N + c] = 1;
+  sent[7 * N + 0] = 1;
+  const f = ramp();
+  for (let i = 0; i < PLANE; i++) if (!sent[i]) f[i] = f[PLANE + i] = 0;
+  for (const T of [identity(), rigid(S, 0, 0), rigid(0.3, -0.5, 0.4), rigid(-1.3, 0.45, -2.1)]) {
+    const dense = warpToEgo(f, T, grid);
+    const sentWarped = warpToEgo(Float32Array.from(sent), T, { ...grid, channels: 1 }).features;
+    const out = new Float32Array(C * PLANE).fill(7); // stale values must not survive
+    const partly = warpToEgo(f, T, grid, out, undefined, sent);
+    for (let i = 0; i < PLANE; i++) {
+      const covered = dense.mask[i] > 0 && sentWarped[i] >= 0.5;
+      assert.equal(partly.mask[i], covered ? 1 : 0, `cell ${i}`);
+      for (let ch = 0; ch < C; ch++) assert.equal(partly.features[ch * PLANE + i], covered ? dense.features[ch * PLANE + i] : 0, `cell ${i} channel ${ch}`);
+    }
+  }
+  // By hand: one cell ahead (+x), the block's cells (r, 2..4) land on (r, 3..5); the lone corner cell (7, 0) on (7, 1).
+  const ahead = warpToEgo(f, rigid(S, 0, 0), grid, undefined, undefined, sent);
+  const covered = [...ahead.mask.keys()].filter((i) => ahead.mask[i] === 1);
+  assert.deepEqual(covered, [2 * N + 3, 2 * N + 4, 2 * N + 5, 3 * N + 3, 3 * N + 4, 3 * N + 5, 4 * N + 3, 4 * N + 4, 4 * N + 5, 7 * N + 1]);
+  assert.equal(at(ahead.features, 0, 3, 4), 10 * 3 + 3);
+  assert.throws(() => warpToEgo(f, identity(), grid, undefined, undefined, new Uint8Array(3)), /sent.length/);
+});
+
+test('maxFuse over a collaborator covering a few cells equals the per-cell definition', () => {
+  const ego = new Float32Array(C * PLANE).map((_, i) => Math.cos(i));
+  const other = new Float32Array(C * PLANE).map((_, i) => Math.sin(i * 1.7) * 2);
+  const mask = new Float32Array(PLANE);
+  for (const cell of [0, 9, 33, 63]) mask[cell] = 1;
+  const fused = maxFuse([ego, other], [null, mask]);
+  for (let i = 0; i < C * PLANE; i++) assert.equal(fused[i], mask[i % PLANE] ? Math.max(ego[i], other[i]) : ego[i], `value ${i}`);
+});
+
 test('warpToEgo refuses buffers of the wrong size and in-place warping', () => {
   assert.throws(() => warpToEgo(new Float32Array(PLANE * C + 1), identity(), grid), FusionInputError);
   assert.throws(() => warpToEgo(ramp(), identity(), grid, new Float32Array(PLANE)), /out.length/);

@@ -76,8 +76,6 @@ export class FusionPipeline {
   private decoded: { features: Float32Array; mask: Uint8Array }[] = [];
   private warped: Float32Array[] = [];
   private masks: Float32Array[] = [];
-  private readonly sentPlane: Float32Array;
-  private readonly sentWarped: Float32Array;
   private readonly fused: Float32Array;
   private readonly tracker = new MultiObjectTracker({ motion: 'cv' });
   private readonly histories = new Map<number, Box7[]>();
@@ -85,8 +83,6 @@ export class FusionPipeline {
 
   constructor(readonly models: PerceptionModels, readonly predictor: MotionPredictor | undefined, readonly combine: 'attention' | 'max' = 'attention') {
     [this.C, this.H, this.W] = featureShape(models.grid);
-    this.sentPlane = new Float32Array(this.H * this.W);
-    this.sentWarped = new Float32Array(this.H * this.W);
     this.fused = new Float32Array(this.C * this.H * this.W);
   }
 
@@ -125,16 +121,7 @@ export class FusionPipeline {
     for (let k = 0; k < collaborators.length; k++) {
       const d = collaborators[k];
       const toEgo = multiply(worldToEgo, d.pose);
-      const w = warpToEgo(d.features, toEgo, models.grid, this.slot(this.warped, k, () => new Float32Array(C * plane)), this.slot(this.masks, k, () => new Float32Array(plane)));
-      let allSent = true;
-      for (let i = 0; i < plane; i++) {
-        this.sentPlane[i] = d.mask[i];
-        if (d.mask[i] === 0) allSent = false;
-      }
-      if (!allSent) {
-        warpToEgo(this.sentPlane, toEgo, models.grid, this.sentWarped, undefined);
-        for (let i = 0; i < plane; i++) if (this.sentWarped[i] < 0.5) w.mask[i] = 0;
-      }
+      const w = warpToEgo(d.features, toEgo, models.grid, this.slot(this.warped, k, () => new Float32Array(C * plane)), this.slot(this.masks, k, () => new Float32Array(plane)), d.mask.includes(0) ? d.mask : undefined);
       aligned.push(w.features);
       alignedMasks.push(w.mask);
     }
