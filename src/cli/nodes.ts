@@ -58,6 +58,7 @@ interface AgentCliOptions {
   epochNs?: bigint;
   waitStart?: boolean;
   preencode?: boolean;
+  latestOnly?: boolean;
   frames?: number;
   models: string;
   device: DeviceOption;
@@ -116,6 +117,7 @@ interface RunCliOptions {
   broker: string;
   rate: number;
   preencodeCollaborators?: boolean;
+  latestOnly?: boolean;
   egoCodec?: string;
   frames?: number;
   models: string;
@@ -155,6 +157,7 @@ export function registerNodes(program: Command): void {
     .option('--lockstep', 'take frame i only when the replay clock (v2xfuse/v1/<session>/replay/tick) reaches i; with --rate 0')
     .option('--epoch-ns <ns>', 'capture time of the first frame (share it between the agents of one deployment); default now', nanoseconds)
     .addOption(new Option('--wait-start', 'take the first frame\'s capture time from the run\'s start message (v2xfuse/v1/<session>/replay/start) instead of --epoch-ns').conflicts('epochNs'))
+    .option('--latest-only', 'with --rate: skip a frame when the next one is already due (a live sensor hands a busy agent its newest scan); the summary lists what was skipped')
     .option('--preencode', 'encode every frame first, then publish each when it is due plus the time its encoding took: an agent with a computer of its own, emulated on a shared machine (with --rate above 0)')
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
@@ -174,7 +177,7 @@ export function registerNodes(program: Command): void {
           const summary = await runAgentNode({
             agentId: o.id, session: o.session, dataset: o.source, scenario: o.scenario, broker: o.broker,
             username: o.username, password: o.password, mode: o.fusion, codec: o.codec, freeSpace: o.freeSpace, rateHz: o.rate, lockstep: o.lockstep,
-            epochNs: o.epochNs, waitForStart: o.waitStart, preencode: o.preencode, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
+            epochNs: o.epochNs, waitForStart: o.waitStart, preencode: o.preencode, latestOnly: o.latestOnly, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
             skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, modality: o.modality, signingKeyPath: o.key, signal: stopSignal(), log: stderrLog,
             onFrame: (done, total) => bar?.update(done, total),
           });
@@ -251,6 +254,7 @@ export function registerNodes(program: Command): void {
     .option('--broker <url>', "'embedded' (an in-process broker on a free loopback port) or a broker URL", 'embedded')
     .option('--rate <hz>', 'replay rate; 0 = as fast as the machine goes', nonNegativeNumber('--rate'), 0)
     .option('--ego-codec <spec>', "the ego agent's features towards its own fusion node (default: raw with --rate 0, int8 paced: 4 MB through the broker at 10 Hz costs more than the encoder)")
+    .option('--latest-only', 'with --rate: live agents skip a frame when the next one is already due (a sensor\'s queue of one), so a busy agent runs at most a frame behind; skipped ego frames are scored as misses')
     .option('--preencode-collaborators', 'with --rate: collaborators encode every frame first and publish each when due plus its encoding time (agents with computers of their own); the ego agent and the fusion node run live')
     .option('--frames <n>', 'only the first N frames', parseIntArg('--frames', 1))
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
@@ -278,7 +282,7 @@ export function registerNodes(program: Command): void {
         try {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
-            rateHz: o.rate, preencodeCollaborators: o.preencodeCollaborators, egoCodec: o.egoCodec, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
+            rateHz: o.rate, preencodeCollaborators: o.preencodeCollaborators, latestOnly: o.latestOnly, egoCodec: o.egoCodec, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
             deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}), cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });

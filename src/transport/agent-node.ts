@@ -86,6 +86,9 @@ export interface AgentNodeOptions {
    * messages arrive when they would, without taking CPU from the nodes being measured. With rateHz > 0.
    */
   preencode?: boolean;
+  /** Paced: skip a frame whose successor is already due (a live sensor's queue of one; ReplayOptions.latestOnly);
+   * skipped frames are listed in the summary. */
+  latestOnly?: boolean;
   maxFrames?: number;
   models: string;
   device?: DeviceOption;
@@ -157,6 +160,8 @@ export interface AgentNodeSummary {
   /** Per stage, one value (ms) per frame. */
   stageMs: Record<string, number[]>;
   perFrame: AgentFrameRecord[];
+  /** latestOnly: the frames skipped because the agent was still busy when the next one was due. */
+  skipped?: { index: number; captureNs: string }[];
   reconnects: number;
 }
 
@@ -392,7 +397,12 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     if (frameCache) {
       for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: 0, epochNs: 0n, maxFrames: o.maxFrames, signal: o.signal, cache: frameCache })) {
         if (o.signal?.aborted) break;
-        if (!o.preencode) continue;
+        if (!o.preencode) {
+          // Read once, so that the scans are in the page cache: a replay's file reads stand for a sensor driver's
+          // memory, and cold ones had cost the first frames 15-40 ms each.
+          if (modality !== 'camera') await f.agent.loadPoints();
+          continue;
+        }
         const t = performance.now();
         const parts = await encodeFrame(f.agent);
         prepared.set(f.index, { parts, encodeMs: performance.now() - t });
@@ -402,7 +412,10 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
     if (o.waitForStart) epochNs = await waitForEpoch(link, replayStartTopic(o.session), o.signal);
 
-    for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal, cache: frameCache })) {
+    const latestOnly = !!o.latestOnly && o.rateHz > 0 && !o.lockstep;
+    if (latestOnly) summary.skipped = [];
+    const onSkip = (index: number, captureNs: bigint) => summary.skipped!.push({ index, captureNs: captureNs.toString() });
+    for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: o.rateHz, epochNs, maxFrames: o.maxFrames, signal: o.signal, cache: frameCache, latestOnly, onSkip })) {
       if (o.lockstep) await waitForTick(f.index);
       if (o.signal?.aborted) break;
       const startWall = epochNowNs();

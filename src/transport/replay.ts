@@ -21,6 +21,11 @@ export interface ReplayOptions {
    * replay after a first pass) then parses nothing while it runs: reading a frame's files is the dataset's cost,
    * not the agent's, and at 10 Hz it is not small (OPV2V yaml). */
   cache?: Map<number, CooperativeFrame>;
+  /** Paced: a frame whose successor is already due when it comes up is skipped (`onSkip`), as a live sensor's
+   * driver with a queue of one hands a busy consumer its newest scan; a consumer slower than the rate then runs
+   * at most one frame behind instead of falling further behind with every frame. */
+  latestOnly?: boolean;
+  onSkip?: (index: number, captureNs: bigint) => void;
 }
 
 export interface ReplayedFrame {
@@ -45,7 +50,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * The frames of `seq` in which `agentId` appears, in order, with their capture times. With rateHz > 0 each is
  * yielded at its capture time, the recording's time scaled to the rate (10 on a 10 Hz recording = real time); a
- * consumer slower than the rate gets the next frame at once, late, rather than skipping frames (the caller sees the lag in latency).
+ * consumer slower than the rate gets the next frame at once, late, rather than skipping frames (the caller sees the
+ * lag in latency), unless `latestOnly`.
  */
 export async function* replayAgentFrames(seq: CooperativeSequence, agentId: string, opts: ReplayOptions): AsyncGenerator<ReplayedFrame> {
   const n = Math.min(seq.frameCount, opts.maxFrames ?? Infinity);
@@ -73,6 +79,10 @@ export async function* replayAgentFrames(seq: CooperativeSequence, agentId: stri
     // Paced at another rate than the recording's, the capture times stretch with it: they stay wall-clock instants.
     const captureNs = opts.epochNs + BigInt(Math.round(Number(agent.timestampNs - t0) * (scale > 0 ? scale : 1)));
     if (scale > 0) await sleep(Number(captureNs - epochNowNs()) / 1e6, opts.signal);
+    if (scale > 0 && opts.latestOnly && i < n - 1 && epochNowNs() >= captureNs + BigInt(Math.round(periodNs * scale))) {
+      opts.onSkip?.(i, captureNs);
+      continue;
+    }
     yield { index: i, frameId: frame.frameId, agent, captureNs };
   }
 }

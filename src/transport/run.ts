@@ -50,6 +50,9 @@ export interface RunOptions {
    * agent and the fusion node run live, so the latency measured is the ego vehicle's on this machine.
    */
   preencodeCollaborators?: boolean;
+  /** Paced replay only: live agents skip a frame when the next one is already due (agent --latest-only). The ego's
+   * skipped frames count as frames with no result ('behind-sensor'), all misses. */
+  latestOnly?: boolean;
   maxFrames?: number;
   models: string;
   device?: string;
@@ -264,6 +267,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), ...(startSignal ? [] : ['--epoch-ns', epochNs.toString()]),
           ...(lockstep ? ['--lockstep'] : []),
           ...(startSignal ? ['--wait-start'] : []), ...(startSignal && id !== egoId ? ['--preencode'] : []),
+          ...(o.latestOnly && o.rateHz > 0 && !(startSignal && id !== egoId) ? ['--latest-only'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
           ...(o.cameraOnly?.includes(id) ? ['--modality', 'camera'] : []),
@@ -336,6 +340,9 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     const framesUsed: Record<string, number> = {};
     const extraDropped: Record<string, number> = {};
     const scored: ScoredFrame[] = [];
+    // Frames the ego agent skipped, behind its sensor (latestOnly), had no result: scored as such, in frame order.
+    for (const s of ego.skipped ?? []) scored.push({ index: s.index, captureNs: BigInt(s.captureNs), result: undefined });
+    if (ego.skipped?.length) extraDropped['behind-sensor'] = ego.skipped.length;
     for (const f of ego.perFrame) {
       const got = received.get(BigInt(f.captureNs));
       scored.push({ index: f.index, captureNs: BigInt(f.captureNs), result: got?.result });
@@ -353,6 +360,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         else if (c.refusedReason) extraDropped[c.refusedReason] = (extraDropped[c.refusedReason] ?? 0) + 1;
       }
     }
+    scored.sort((a, b) => a.index - b.index);
     const { tracking, prediction } = await scoreFusionResults(seq, egoId, scored, evalRange, acc);
     const result = acc.result('global');
     return buildRunReport({
@@ -362,7 +370,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       fusion: o.mode,
       codec: agentMode === 'late' ? 'objects' : agents.find((a) => a.agentId !== egoId)?.codec ?? ego.codec,
       broker: embedded ? `embedded ${brokerUrl}` : brokerUrl,
-      frames: ego.perFrame.length,
+      frames: ego.perFrame.length + (ego.skipped?.length ?? 0),
       agents,
       fusionNode,
       ap: Object.fromEntries(Object.entries(result.vehicle).map(([k, v]) => [k, v.ap])),
