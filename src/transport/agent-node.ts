@@ -34,6 +34,7 @@ import {
 } from '../perception/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
+import { collectGarbageNow } from './heap.ts';
 import { pickScenario, replayAgentFrames } from './replay.ts';
 import { agentTopic, replayStartTopic, replayTickTopic } from './topics.ts';
 
@@ -409,6 +410,7 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       }
       if (o.preencode) log(`agent ${o.agentId}: ${prepared.size} frames encoded ahead`);
     }
+    collectGarbageNow();
     await publish('status', statusBytes(wire.AgentState.AGENT_STATE_RUNNING, `${ds.format} ${seq.name}`), true);
     if (o.waitForStart) epochNs = await waitForEpoch(link, replayStartTopic(o.session), o.signal);
 

@@ -32,6 +32,7 @@ import { ConstantVelocityPredictor, CtrvPredictor, MotionPredictor, TrackedScene
 import { MultiObjectTracker, type MotionModel } from '../tracking/index.ts';
 import { MqttLink } from './mqtt-link.ts';
 import { epochNowNs } from './clock.ts';
+import { collectGarbageNow } from './heap.ts';
 import { allAgentsFilter, fusionResultTopic, parseTopic } from './topics.ts';
 
 /** hybrid: collaborators' features for the cells they sent, plus their objects outside those cells (CoSDH's idea). */
@@ -726,8 +727,9 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     for (let r = 0; r < rounds; r++) {
       const aligned: Float32Array[] = [src];
       const alignedMasks: (Float32Array | null)[] = [null];
-      for (const [k, spec] of (['int8', 'int8+top10%+deflate'] as const).entries()) {
-        const coded = encodeFeatures(src, H, W, C, parseCodecSpec(spec), { confidence });
+      // As many collaborators as the node expects (ONNX Runtime plans each input shape on its first run).
+      for (let k = 0; k < agents - 1; k++) {
+        const coded = encodeFeatures(src, H, W, C, parseCodecSpec(k === 0 ? 'int8' : 'int8+top10%+deflate'), { confidence });
         const d = decodeFeatures(coded.payload, coded.header, { out: maps[k + 1].features, mask: maps[k + 1].mask });
         const w = warpToEgo(d.features, toEgo, models.grid, buffer(warped, k, C * H * W), buffer(masks, k, plane), d.mask.includes(0) ? d.mask : undefined);
         aligned.push(w.features);
@@ -738,8 +740,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       quantiseConfidence(featureConfidenceMap(head.clsLogits, confidenceProb), H, W, Math.max(1, confidenceStride));
       // Cars moving a metre a frame, some missed now and then, so the tracker associates, starts and ends tracks and
       // the predictor predicts.
-      const cars: Detection[] = Array.from({ length: 16 }, (_, j) => ({
-        box: { x: -40 + 5 * j + r, y: 12 - 1.5 * j, z: -1, l: 4.5, w: 1.9, h: 1.6, yaw: 0.1 * j }, score: 0.3 + 0.04 * j, cls: 'vehicle' as const,
+      const cars: Detection[] = Array.from({ length: 40 }, (_, j) => ({
+        box: { x: -60 + 3 * j + r, y: 30 - 1.5 * j, z: -1, l: 4.5, w: 1.9, h: 1.6, yaw: 0.1 * j }, score: 0.3 + 0.015 * j, cls: 'vehicle' as const,
       })).filter((_, j) => (j + r) % 5 !== 0);
       const stepped = await throwaway.step(r * 0.1, [...cars, ...head.detections.slice(0, 20)], IDENTITY);
       featureContributors(cars, [{ agentId: o.egoId, mask: null }, { agentId: 'warm-up', mask: alignedMasks[1] }], models.grid);
@@ -753,6 +755,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     mapPool.push(...maps);
   };
   if (o.mode !== 'late' && o.mode !== 'early') await warmUpFramePath(8);
+  collectGarbageNow();
 
   try {
     link = await MqttLink.connect({ url: o.broker, clientId: `v2xfuse-${o.session}-${fusionId}`, username: o.username, password: o.password });
