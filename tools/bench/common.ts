@@ -71,9 +71,9 @@ export function sequenceFrames(quick: boolean): number {
   return quick ? 6 : 20;
 }
 
-/** Generates (once; cached by scenario, seed and length) and opens the benchmark sequence. */
-export async function benchSequence(o: BenchOptions): Promise<{ root: string; seq: CooperativeSequence }> {
-  const frames = sequenceFrames(o.quick);
+/** Generates (once; cached by scenario, seed and length) and opens the benchmark sequence (`frames` long, default
+ * sequenceFrames). */
+export async function benchSequence(o: BenchOptions, frames = sequenceFrames(o.quick)): Promise<{ root: string; seq: CooperativeSequence }> {
   const root = path.join(o.outDir, 'sequences', `${BENCH_SCENARIO}-s${BENCH_SEED}-f${frames}`);
   const done = path.join(root, '.complete');
   if (!existsSync(done)) {

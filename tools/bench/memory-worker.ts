@@ -1,6 +1,6 @@
 // One process of the memory section: the agent's or the fusion node's per-frame work (pipeline.ts) over a long
 // replay of the benchmark sequence (looped), sampling this process's RSS after every frame. Writes a JSON file.
-//   tsx tools/bench/memory-worker.ts agent|fusion FRAMES SEQUENCE_DIR MANIFEST OUT.json
+//   tsx tools/bench/memory-worker.ts agent|fusion FRAMES SEQUENCE_DIR MANIFEST OUT.json [float32|int8]
 import { writeFile } from 'node:fs/promises';
 import { openDataset } from '../../src/datasets/index.ts';
 import { type Mat4 } from '../../src/geometry/index.ts';
@@ -8,7 +8,7 @@ import { PerceptionModels } from '../../src/perception/index.ts';
 import { MotionPredictor } from '../../src/prediction/index.ts';
 import { AgentPipeline, FusionPipeline } from './pipeline.ts';
 
-const [role, framesArg, seqDir, manifest, outPath] = process.argv.slice(2);
+const [role, framesArg, seqDir, manifest, outPath, precision = 'float32'] = process.argv.slice(2);
 const frames = Number(framesArg);
 const seq = (await openDataset(seqDir)).scenarios[0];
 const loaded: { id: string; points: Float32Array; pose: Mat4 }[][] = [];
@@ -18,7 +18,7 @@ for (let i = 0; i < seq.frameCount; i++) {
   for (const a of f.agents) agents.push({ id: a.agentId, points: await a.loadPoints(), pose: a.lidarToWorld });
   loaded.push(agents);
 }
-const models = await PerceptionModels.load(manifest, { threads: 1 });
+const models = await PerceptionModels.load(manifest, { threads: 1, precision: precision === 'int8' ? 'int8' : 'float32' });
 const agent = new AgentPipeline(models);
 const rssMB: number[] = [];
 const heapMB: number[] = [];

@@ -28,7 +28,7 @@ export function slopePer1000(y: readonly number[]): number {
 function runWorker(role: string, frames: number, seqDir: string, o: BenchOptions): Promise<string> {
   const out = path.join(o.outDir, `memory-${role}.json`);
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', WORKER, role, String(frames), seqDir, o.models, out], { stdio: ['ignore', 'inherit', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', WORKER, role, String(frames), seqDir, o.models, out, o.precision], { stdio: ['ignore', 'inherit', 'pipe'] });
     let err = '';
     proc.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
     proc.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`memory worker ${role} exited with ${code}: ${err.trim().split('\n').pop()}`))));

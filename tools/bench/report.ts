@@ -21,6 +21,10 @@ export const TARGETS: Target[] = [
     measured: (s) => s.e2e?.paced10HzOwnComputers?.latencyMs?.endToEnd?.p99,
   },
   {
+    what: 'the same, the ego agent keeping only its newest frame (run --latest-only; skipped frames scored as misses)', limit: 150, unit: 'ms', how: 'p99',
+    measured: (s) => s.e2e?.paced10HzOwnComputersLatestOnly?.latencyMs?.endToEnd?.p99,
+  },
+  {
     what: 'memory growth (agent, fusion)', limit: 1, unit: 'MB / 1000 frames', how: 'RSS slope',
     measured: (s) => (s.memory?.agent ? Math.max(s.memory.agent.rssGrowthMBPer1000, s.memory.fusion.rssGrowthMBPer1000) : undefined),
   },
@@ -41,8 +45,8 @@ export function renderMarkdown(results: Json): string {
     const v = typeof raw === 'number' && Number.isFinite(raw) ? raw : undefined;
     let verdict = v === undefined ? 'not measured' : v <= t.limit ? 'met' : `**not met** (${fmt(v / t.limit, 1)}×)`;
     // A paced run that fused nothing has no latency: say why instead.
-    const paced = t.what.includes('own') ? s.e2e?.paced10HzOwnComputers : s.e2e?.paced10Hz;
-    if (v === undefined && t.what.startsWith('end to end') && paced) {
+    const paced = t.what.includes('newest') ? s.e2e?.paced10HzOwnComputersLatestOnly : t.what.includes('own') ? s.e2e?.paced10HzOwnComputers : s.e2e?.paced10Hz;
+    if (v === undefined && (t.what.startsWith('end to end') || t.what.includes('newest')) && paced) {
       verdict = `**not met**: ${paced.framesFused} of ${paced.framesPublished} frames fused (dropped: ${Object.entries(paced.dropped ?? {}).map(([k, n]) => `${k} ${n}`).join(', ')})`;
     }
     return [t.what, `≤ ${t.limit} ${t.unit} (${t.how})`, v === undefined ? '—' : `${fmt(v)} ${t.unit}`, verdict];
@@ -66,8 +70,8 @@ export function renderMarkdown(results: Json): string {
   }
   if (s.e2e && !s.e2e.skipped) {
     md += `## End to end (\`v2xfuse run\`, ${s.e2e.frames} frames, ${s.e2e.agents} agents, ${s.e2e.codec})\n\n`;
-    const keys = ['endToEnd', 'transport', 'fusion.wait', 'agent.backbone', 'agent.pfn', 'fusion.fuse', 'fusion.head'];
-    md += table(['replay', 'fused / frames', ...keys.map((k) => `${k} p50 / p99 ms`)], ['paced10Hz', 'lockstep', 'paced10HzOwnComputers'].filter((k) => s.e2e[k]).map((k) => {
+    const keys = ['endToEnd', 'fusion.sinceCapture.ego', 'fusion.sinceCapture.collaborators', 'fusion.sinceCapture.start', 'transport', 'fusion.wait', 'agent.backbone', 'agent.pfn', 'fusion.fuse', 'fusion.head'];
+    md += table(['replay', 'fused / frames', ...keys.map((k) => `${k} p50 / p99 ms`)], ['paced10Hz', 'lockstep', 'paced10HzOwnComputers', 'paced10HzOwnComputersLatestOnly'].filter((k) => s.e2e[k]).map((k) => {
       const r = s.e2e[k];
       return [k, `${r.framesFused} / ${r.framesPublished}`, ...keys.map((key) => (r.latencyMs[key] ? `${fmt(r.latencyMs[key].p50)} / ${fmt(r.latencyMs[key].p99)}` : '—'))];
     })) + '\n';
