@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { openDataset } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, GROUND_TRUTH_VISIBILITIES, type ApOrder, type GroundTruthVisibility } from '../eval/index.ts';
 import { CooperativeDetector, DEFAULT_HYBRID_CODEC, type FrameLinks, type FusionMode, type PoseNoiseStd, evaluateSequence, parsePoseNoise } from '../fusion/index.ts';
-import { AgentSensorEncoder, CameraEncoder, DEVICE_OPTIONS, type DeviceOption, FLEET_MODALITIES, type FleetModality, PerceptionModels, PRECISIONS, type Precision } from '../perception/index.ts';
+import { AgentSensorEncoder, CameraEncoder, DEVICE_OPTIONS, type DeviceOption, FLEET_MODALITIES, type FleetModality, LidarEncoderPool, PerceptionModels, PRECISIONS, type Precision } from '../perception/index.ts';
 import { action, UserInputError } from './failure.ts';
 import { progressBar } from './progress.ts';
 import { parseIntArg } from './simulate.ts';
@@ -66,6 +66,7 @@ interface DetectOptions {
   models: string;
   device: DeviceOption;
   threads?: number;
+  workers: number;
   precision: Precision;
   noisyPoses?: boolean;
   order: ApOrder;
@@ -115,6 +116,7 @@ export function registerDetect(program: Command): void {
     .option('--models <manifest>', 'the model manifest', DEFAULT_MANIFEST)
     .option('--device <d>', 'cpu | cuda | auto (auto falls back to the CPU and says so)', choice('--device', DEVICE_OPTIONS), 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseIntArg('--threads', 1))
+    .option('--workers <n>', 'intermediate / hybrid: encode a frame\'s LiDAR agents on N worker threads at once, each with its own ONNX Runtime sessions (--threads each); 0 = one after another on the main thread', parseIntArg('--workers', 0), 0)
     .option('--precision <p>', 'float32 | int8 (the manifest\'s int8 LiDAR backbone and detection head: models/README.md "int8 variant")', choice('--precision', PRECISIONS), 'float32')
     .option('--noisy-poses', 'align with the GPS-noisy poses the dataset records instead of the true ones')
     .option('--order <o>', 'AP ranking: global (all detections by score) | frame (original OpenCOOD tables)', choice('--order', ['global', 'frame'] as const), 'global')
@@ -158,8 +160,13 @@ export function registerDetect(program: Command): void {
         else if (o.compensate && (fusionMode === 'early' || fusionMode === 'none')) {
           process.stderr.write(`v2xfuse: --compensate with --fusion ${fusionMode}: old messages are aligned with the sender's capture-time pose (as without it); moving objects are moved in late and feature fusion only\n`);
         }
+        // Worker threads only where they encode (feature fusion); the pool loads the same resolved manifest.
+        const encoderPool = o.workers > 0 && ['intermediate', 'max', 'mean', 'attention', 'hybrid'].includes(o.fusion)
+          ? await LidarEncoderPool.start(models.manifest, { workers: o.workers, threads: o.threads, device: models.provider })
+          : undefined;
         try {
           const detector = new CooperativeDetector(models, fusionMode, {
+            encoderPool,
             noisyPoses: o.noisyPoses,
             featureCodec: o.codec,
             lateMerge: o.lateMerge,
@@ -264,7 +271,7 @@ export function registerDetect(program: Command): void {
           lines.push(`median ms per frame: ${Object.entries(report.timingsMsMedian).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
           process.stdout.write(lines.join('\n') + '\n');
         } finally {
-          await Promise.all([models.dispose(), camera?.dispose()]);
+          await Promise.all([models.dispose(), camera?.dispose(), encoderPool?.dispose()]);
         }
       }),
     );

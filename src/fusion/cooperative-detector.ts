@@ -15,7 +15,7 @@ import type { AgentFrame, CooperativeFrame, CooperativeSequence } from '../datas
 import { decodeFeatures, decodePoints, encodeFeatures, encodePoints, parseCodecSpec, parsePointCodecSpec, type FeatureCodecSpec, type PointCodecSpec } from '../codec/index.ts';
 import { invertRigid, matrixToPose, multiply, transformBox, type Mat4 } from '../geometry/index.ts';
 import { type FeatureFrameInit, type HeaderInit, SCHEMA_VERSION, agentKindToWire, decodeMessage, encodeMessage, nsToWire } from '../messages/index.ts';
-import { ChannelReducer, describeFeatureGrid, featureShape, type PerceptionModels, type StageTimings } from '../perception/index.ts';
+import { ChannelReducer, describeFeatureGrid, featureShape, type LidarEncoderPool, type PerceptionModels, type PooledEncoding, type StageTimings } from '../perception/index.ts';
 import { type AgentSensorEncoder, type FleetPlanOptions, type SensorModality, planFleet } from '../perception/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { MultiObjectTracker, type Track } from '../tracking/index.ts';
@@ -101,6 +101,9 @@ export interface CooperativeDetectorOptions {
    * encoder that follows the plan. Without it every agent uses its LiDAR. Feature modes only.
    */
   sensors?: { encoder: AgentSensorEncoder; plan: FleetPlanOptions };
+  /** Intermediate / hybrid: encode a frame's LiDAR agents at once on these worker threads (`detect --workers N`)
+   * instead of one after another on this one; the same features. The caller owns the pool. */
+  encoderPool?: LidarEncoderPool;
   /**
    * Leave out collaborators the ego's own data contradicts (consistency.ts, as the fusion node's
    * --consistency-check): the ego's free-space map, built from its LiDAR each frame (free-space.ts), against each
@@ -259,6 +262,8 @@ export class CooperativeDetector {
 
   /** This frame's sensors per agent (null: left out), when opts.sensors is given. */
   private framePlan: Map<string, SensorModality | null> | undefined;
+  /** encoderPool: this frame's LiDAR encodings, started together, each into the buffer its agent is encoded into. */
+  private readonly prefetched = new Map<AgentFrame, Promise<PooledEncoding>>();
 
   constructor(readonly models: PerceptionModels, readonly mode: FusionMode, opts: CooperativeDetectorOptions = {}) {
     if (!models.head) throw new FusionConfigError(`${models.manifest.source}: the manifest names no detection_head model`);
@@ -416,6 +421,13 @@ export class CooperativeDetector {
 
   /** An agent's BEV features with the sensors this frame's plan gives it (its LiDAR without a plan). */
   private async encodeAgent(agent: AgentFrame, out: Float32Array): Promise<{ features: Float32Array; timings: StageTimings; pillars: { droppedPillars: number } }> {
+    const pre = this.prefetched.get(agent);
+    if (pre) {
+      this.prefetched.delete(agent);
+      const r = await pre;
+      if (r.features !== out) out.set(r.features);
+      return { features: out, timings: r.timings, pillars: { droppedPillars: r.droppedPillars } };
+    }
     const modality = this.framePlan?.get(agent.agentId) ?? 'lidar';
     if (!this.opts.sensors || modality === 'lidar') return this.models.lidar.encode(await agent.loadPoints(), { out });
     const r = await this.opts.sensors.encoder.encode(agent, modality, out);
@@ -577,6 +589,21 @@ export class CooperativeDetector {
     const g = this.models.grid;
     const range = { xMin: g.xMin, xMax: g.xMax, yMin: g.yMin, yMax: g.yMax };
     const compensate = this.tracksFusedDetections;
+
+    // With worker threads, every LiDAR agent of the frame starts encoding now, into the buffer it is read from below.
+    const pool = this.opts.encoderPool;
+    // Jobs a failed frame left running write into these buffers: let them finish first.
+    await Promise.allSettled(this.prefetched.values());
+    this.prefetched.clear();
+    if (pool) {
+      [ego, ...links.map((l) => l.agent)].forEach((agent, k) => {
+        if ((this.framePlan?.get(agent.agentId) ?? 'lidar') !== 'lidar' || this.prefetched.has(agent)) return;
+        const out = this.buffer(this.encoded, k, size);
+        const job = agent.loadPoints().then((points) => pool.encode(points, out));
+        job.catch(() => {}); // awaited (and thrown) where the agent is encoded; a frame that stops early drops it
+        this.prefetched.set(agent, job);
+      });
+    }
 
     // Every collaborator with a message: encode (on the sender), send through the codec, align (on the receiver).
     const received: Received[] = [];

@@ -158,7 +158,8 @@ function warpSelected(features: Float32Array, C: number, plane: number, sent: Ui
   for (let cell = 0, t = 0; cell < plane; cell++, t += 4) {
     if (mask[cell] === 0) continue;
     const covered = weight[t] * sent[index[t]] + weight[t + 1] * sent[index[t + 1]] + weight[t + 2] * sent[index[t + 2]] + weight[t + 3] * sent[index[t + 3]];
-    if (covered < 0.5) {
+    // In float32, as the sent mask warped like a feature plane was compared before.
+    if (Math.fround(covered) < 0.5) {
       mask[cell] = 0;
       continue;
     }

@@ -165,3 +165,4 @@ export {
   FLEET_MODALITIES,
   planFleet,
 } from './sensor-fusion.ts';
+export { EncoderPoolError, LidarEncoderPool, type PooledEncoding } from './encoder-pool.ts';

@@ -587,12 +587,15 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       detections: detections.map((d, k) => ({ box: { ...d.box }, objectClass: objectClassToWire(d.cls ?? 'vehicle'), score: d.score, contributingAgents: contributors[k] ?? [] })),
       tracks,
       contributions,
-      latencies: Object.entries(summary.stageMs).map(([s, v]) => ({ stage: s, ms: v[v.length - 1] })),
+      // This frame's stages; those timed after the result is sent (its own sending, the stations) are not known yet.
+      latencies: Object.entries(summary.stageMs).filter(([s]) => s !== 'result' && !s.startsWith('sinceCapture.')).map(([s, v]) => ({ stage: s, ms: v[v.length - 1] })),
       ...(confidenceMap ? { confidenceMap } : {}),
     };
+    tm = performance.now();
     const bytes = encodeMessage('result', result);
     const signed = key ? signMessage('result', bytes, key) : bytes;
     await link!.publish(fusionResultTopic(o.session, fusionId), signed, { qos: 0, expirySeconds: 1 });
+    stage('result', performance.now() - tm);
     summary.framesFused++;
     if (clock === 'wall') {
       // Where a frame's end-to-end latency went, each from its capture time (the agents' clocks are this node's).
@@ -744,7 +747,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         box: { x: -60 + 3 * j + r, y: 30 - 1.5 * j, z: -1, l: 4.5, w: 1.9, h: 1.6, yaw: 0.1 * j }, score: 0.3 + 0.015 * j, cls: 'vehicle' as const,
       })).filter((_, j) => (j + r) % 5 !== 0);
       const stepped = await throwaway.step(r * 0.1, [...cars, ...head.detections.slice(0, 20)], IDENTITY);
-      featureContributors(cars, [{ agentId: o.egoId, mask: null }, { agentId: 'warm-up', mask: alignedMasks[1] }], models.grid);
+      featureContributors(cars, [{ agentId: o.egoId, mask: null }, { agentId: 'warm-up', mask: alignedMasks[1] ?? null }], models.grid);
       encodeMessage('result', {
         header: { schemaVersion: SCHEMA_VERSION, senderId: fusionId, sequence: 0, captureTimeNs: nsToWire(0n), sendTimeNs: nsToWire(0n), modelId: models.manifest.modelId },
         mode: wire.FusionMode.FUSION_MODE_INTERMEDIATE,

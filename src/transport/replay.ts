@@ -57,12 +57,16 @@ export async function* replayAgentFrames(seq: CooperativeSequence, agentId: stri
   const n = Math.min(seq.frameCount, opts.maxFrames ?? Infinity);
   if (n === 0) return;
   const cache = opts.cache;
+  // latestOnly reads one frame ahead: kept here until the loop gets to it, so that no frame is read twice.
+  let ahead: { index: number; frame: CooperativeFrame } | undefined;
   const frameAt = async (i: number): Promise<CooperativeFrame> => {
+    if (ahead?.index === i) return ahead.frame;
     let f = cache?.get(i);
     if (!f) {
       f = await seq.frame(i);
       cache?.set(i, f);
     }
+    ahead = { index: i, frame: f };
     return f;
   };
   const first = await frameAt(0);
@@ -79,9 +83,17 @@ export async function* replayAgentFrames(seq: CooperativeSequence, agentId: stri
     // Paced at another rate than the recording's, the capture times stretch with it: they stay wall-clock instants.
     const captureNs = opts.epochNs + BigInt(Math.round(Number(agent.timestampNs - t0) * (scale > 0 ? scale : 1)));
     if (scale > 0) await sleep(Number(captureNs - epochNowNs()) / 1e6, opts.signal);
-    if (scale > 0 && opts.latestOnly && i < n - 1 && epochNowNs() >= captureNs + BigInt(Math.round(periodNs * scale))) {
-      opts.onSkip?.(i, captureNs);
-      continue;
+    if (scale > 0 && opts.latestOnly) {
+      // The agent's own next frame (it may be missing from some): skip this one if that one is already due.
+      let next: bigint | undefined;
+      for (let j = i + 1; j < n && next === undefined; j++) {
+        const later = (await frameAt(j)).agents.find((a) => a.agentId === agentId);
+        if (later) next = opts.epochNs + BigInt(Math.round(Number(later.timestampNs - t0) * scale));
+      }
+      if (next !== undefined && epochNowNs() >= next) {
+        opts.onSkip?.(i, captureNs);
+        continue;
+      }
     }
     yield { index: i, frameId: frame.frameId, agent, captureNs };
   }

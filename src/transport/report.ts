@@ -195,7 +195,7 @@ export function formatRunReport(r: RunReport): string {
     const map = res.confidenceMap ? `, of which the confidence map ${kB(res.confidenceMap.mean)}` : ', no confidence map';
     lines.push(`fusion result: mean ${kB(res.all.mean)}, p95 ${kB(res.all.p95)}${map}`);
   }
-  const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.admit', 'fusion.align', 'fusion.fuse', 'fusion.pfn', 'fusion.backbone', 'fusion.head', 'fusion.track', 'fusion.predict', 'endToEnd'];
+  const show = ['agent.pfn', 'agent.backbone', 'agent.codec', 'transport', 'fusion.wait', 'fusion.admit', 'fusion.align', 'fusion.fuse', 'fusion.pfn', 'fusion.backbone', 'fusion.head', 'fusion.track', 'fusion.predict', 'fusion.result', 'endToEnd'];
   const lat = show.filter((k) => r.latencyMs[k]?.count).map((k) => `${k} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`);
   lines.push(`latency ms p50/p95: ${lat.join(', ')}`);
   // A live run's end-to-end latency, as the stations of a frame after its capture.

@@ -30,7 +30,8 @@ export async function runEndToEnd(o: BenchOptions): Promise<SectionResult> {
     out[name] = {
       rateHz,
       framesFused: report.framesFused,
-      framesPublished: report.frames,
+      framesPublished: report.frames - (report.dropped['behind-sensor'] ?? 0),
+      framesSkipped: report.dropped['behind-sensor'] ?? 0,
       ap: report.ap,
       dropped: report.dropped,
       latencyMs: lat,

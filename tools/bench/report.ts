@@ -49,6 +49,8 @@ export function renderMarkdown(results: Json): string {
     if (v === undefined && (t.what.startsWith('end to end') || t.what.includes('newest')) && paced) {
       verdict = `**not met**: ${paced.framesFused} of ${paced.framesPublished} frames fused (dropped: ${Object.entries(paced.dropped ?? {}).map(([k, n]) => `${k} ${n}`).join(', ')})`;
     }
+    // A latency met by skipping frames says how many.
+    if (v !== undefined && t.what.includes('newest') && paced?.framesSkipped) verdict += `, ${paced.framesSkipped} of ${paced.framesPublished + paced.framesSkipped} frames skipped`;
     return [t.what, `≤ ${t.limit} ${t.unit} (${t.how})`, v === undefined ? '—' : `${fmt(v)} ${t.unit}`, verdict];
   }));
   md += '\n';
@@ -73,7 +75,7 @@ export function renderMarkdown(results: Json): string {
     const keys = ['endToEnd', 'fusion.sinceCapture.ego', 'fusion.sinceCapture.collaborators', 'fusion.sinceCapture.start', 'transport', 'fusion.wait', 'agent.backbone', 'agent.pfn', 'fusion.fuse', 'fusion.head'];
     md += table(['replay', 'fused / frames', ...keys.map((k) => `${k} p50 / p99 ms`)], ['paced10Hz', 'lockstep', 'paced10HzOwnComputers', 'paced10HzOwnComputersLatestOnly'].filter((k) => s.e2e[k]).map((k) => {
       const r = s.e2e[k];
-      return [k, `${r.framesFused} / ${r.framesPublished}`, ...keys.map((key) => (r.latencyMs[key] ? `${fmt(r.latencyMs[key].p50)} / ${fmt(r.latencyMs[key].p99)}` : '—'))];
+      return [k, `${r.framesFused} / ${r.framesPublished + (r.framesSkipped ?? 0)}${r.framesSkipped ? ` (${r.framesSkipped} skipped)` : ''}`, ...keys.map((key) => (r.latencyMs[key] ? `${fmt(r.latencyMs[key].p50)} / ${fmt(r.latencyMs[key].p99)}` : '—'))];
     })) + '\n';
   }
   if (s.throughput && !s.throughput.skipped) {
