@@ -24,8 +24,6 @@ import { type RunReport, buildRunReport } from './report.ts';
 import { type ScoredFrame, scoreFusionResults } from './score.ts';
 import { agentKindFilter, fusionResultsFilter, parseTopic, replayStartTopic, replayTickTopic } from './topics.ts';
 
-/** Paced replay: time for the agent processes to start and load their models before frame 0 is due. */
-const PACED_START_DELAY_NS = 8_000_000_000n;
 
 const CLI = fileURLToPath(new URL('../../bin/v2xfuse.js', import.meta.url));
 
@@ -223,11 +221,13 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     await waitForLine(fusion, 'listening on', 60_000);
 
     // One epoch for every agent: the same dataset frame carries the same capture time in all their messages.
-    // Paced replay starts a little later so that every agent has loaded its models by the first frame; with
-    // preencoding collaborators the run announces it once every agent is ready (replayStartTopic).
+    // A paced replay starts when every agent says it is ready (loaded, warmed up, preencoded): the run then announces
+    // frame 0's capture time (replayStartTopic). A fixed delay was not enough once agents warmed up: four agents
+    // and the fusion node starting together on 2 cores took longer than 8 s, and every frame was overdue.
     if (o.preencodeCollaborators && !(o.rateHz > 0)) throw new RunError('preencoding collaborators needs a paced replay (--rate above 0)');
-    const startSignal = !!o.preencodeCollaborators;
-    let epochNs = epochNowNs() + (o.rateHz > 0 ? PACED_START_DELAY_NS : 0n);
+    const startSignal = o.rateHz > 0;
+    const preencode = !!o.preencodeCollaborators;
+    let epochNs = epochNowNs();
     if (!startSignal) await recorder?.recordSequence(seq, { frames, egoId, epochNs });
     // As fast as possible = lockstep: the ego's frames, with the capture times its agent will stamp (replay.ts).
     const lockstep = o.rateHz === 0;
@@ -250,7 +250,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     };
     const agentMode = o.mode === 'none' ? 'intermediate' : o.mode;
     const agentSummaries = new Map<string, string>();
-    for (const id of startSignal ? [...collaborators, egoId] : [egoId, ...collaborators]) {
+    for (const id of preencode ? [...collaborators, egoId] : [egoId, ...collaborators]) {
       const summaryPath = join(work, `agent-${id}.json`);
       agentSummaries.set(id, summaryPath);
       // The ego's own features never leave the vehicle's computer, so they reach its fusion node whole: raw as fast
@@ -266,8 +266,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           'agent', '--id', id, '--source', ds.root, '--scenario', seq.name, ...common, '--fusion', mode,
           ...(codec ? ['--codec', codec] : []), '--rate', String(o.rateHz), ...(startSignal ? [] : ['--epoch-ns', epochNs.toString()]),
           ...(lockstep ? ['--lockstep'] : []),
-          ...(startSignal ? ['--wait-start'] : []), ...(startSignal && id !== egoId ? ['--preencode'] : []),
-          ...(o.latestOnly && o.rateHz > 0 && !(startSignal && id !== egoId) ? ['--latest-only'] : []),
+          ...(startSignal ? ['--wait-start'] : []), ...(preencode && id !== egoId ? ['--preencode'] : []),
+          ...(o.latestOnly && o.rateHz > 0 && !(preencode && id !== egoId) ? ['--latest-only'] : []),
           ...(o.maxFrames ? ['--frames', String(o.maxFrames)] : []), ...(o.skipMissing ? ['--skip-missing'] : []),
           ...(o.noisyPoses ? ['--noisy-poses'] : []),
           ...(o.cameraOnly?.includes(id) ? ['--modality', 'camera'] : []),
@@ -278,7 +278,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       );
       // Preencoding collaborators take turns: each one's encoding times stand for a computer of its own, so they
       // must not be measured while the others encode beside it.
-      if (startSignal && id !== egoId) await waitUntilRunning([id]);
+      if (preencode && id !== egoId) await waitUntilRunning([id]);
     }
 
     if (startSignal) {

@@ -115,6 +115,18 @@ test('run --rate 10 --preencode-collaborators --precision int8: collaborators en
   assert.ok(report.agents['101'].framesUsed + report.agents['-1'].framesUsed >= 1, JSON.stringify(report.agents));
 });
 
+test('run --rate 10 --latest-only, every agent live: all start on the run\'s signal; skipped ego frames count as frames without a result', { timeout: 180_000 }, async () => {
+  const r = await runCli(['run', FIXTURE, '--rate', '10', '--latest-only', '--precision', 'int8', '--deadline-ms', '3000', '--predictor', 'none', '--json'], 170_000);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as RunReport;
+  for (const a of ['100', '101', '-1']) assert.ok(report.agents[a].framesPublished >= 1, `agent ${a}: ${JSON.stringify(report.agents[a])}`);
+  // However many the ego skipped on this machine, published + skipped = the sequence, and only published ones fuse.
+  const skipped = report.dropped['behind-sensor'] ?? 0;
+  assert.equal(report.agents['100'].framesPublished + skipped, 3, JSON.stringify(report.dropped));
+  assert.equal(report.frames, 3);
+  assert.ok(report.framesFused <= 3 - skipped);
+});
+
 test('run: a bad dataset path fails in one line before anything starts', async () => {
   const r = await runCli(['run', '/nonexistent/dataset']);
   assert.equal(r.code, 3);
