@@ -52,6 +52,8 @@ export const DEFAULT_POINT_CODEC = '1cm+deflate';
 
 /** Frames an agent encodes, untimed and unsent, before it says it is running. */
 const WARM_UP_FRAMES = 3;
+/** Frames whose scans an agent waiting for the start reads once beforehand (5 s at 10 Hz). */
+const READ_AHEAD_SCANS = 50;
 
 /** MQTT 5 message expiry of sensor-rate messages: a broker drops them after this instead of delivering stale data. */
 export const SENSOR_MESSAGE_EXPIRY_S = 1;
@@ -399,9 +401,10 @@ export async function runAgentNode(o: AgentNodeOptions): Promise<AgentNodeSummar
       for await (const f of replayAgentFrames(seq, o.agentId, { rateHz: 0, epochNs: 0n, maxFrames: o.maxFrames, signal: o.signal, cache: frameCache })) {
         if (o.signal?.aborted) break;
         if (!o.preencode) {
-          // Read once, so that the scans are in the page cache: a replay's file reads stand for a sensor driver's
-          // memory, and cold ones had cost the first frames 15-40 ms each.
-          if (modality !== 'camera') await f.agent.loadPoints();
+          // Read once, so that the first scans are in the page cache: a replay's file reads stand for a sensor
+          // driver's memory, and cold ones had cost the first frames 15-40 ms each. Only the first few seconds:
+          // after that the replay reads as it goes, and a long sequence need not be read twice before it starts.
+          if (modality !== 'camera' && f.index < READ_AHEAD_SCANS) await f.agent.loadPoints();
           continue;
         }
         const t = performance.now();
