@@ -1,4 +1,5 @@
-// The fusion node's per-frame CPU work on one real frame, in one process: decoding the ego's int8 map and three
+// The fusion node's per-frame CPU work on one real frame, in one process (and the ego agent's int8 encode of its
+// map): decoding the ego's int8 map and three
 // collaborators' int8+top10%+deflate maps, warping the collaborators the old way (every cell, then the sent-cell
 // mask warped apart) and with warpToEgo's sent mask (covered cells only), max fusion of each, and the head.
 // Checks that both warps give the same masks and the same fused map. Medians over --runs.
@@ -46,6 +47,7 @@ const timed = <T>(name: string, fn: () => T): T => {
 };
 const runs = Number(values.runs);
 for (let run = 0; run < runs; run++) {
+  timed('encode (ego int8, what its agent sends)', () => encodeFeatures(ego.features, H, W, C, parseCodecSpec('int8'), {}));
   timed('decode (ego int8 + 3 × top 10 %)', () => {
     decodeFeatures(egoCoded.payload, egoCoded.header, { out: egoMap.features, mask: egoMap.mask });
     coded.forEach((c, k) => decodeFeatures(c.payload, c.header, { out: decoded[k].features, mask: decoded[k].mask }));
