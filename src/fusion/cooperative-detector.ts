@@ -29,6 +29,7 @@ import { type FeatureMotion, compensateFeatureMotion, compensateObjectMotion, fe
 import { compensateLatency, delayedFrameIndex } from './latency.ts';
 import { type PositionConfidence, positionConfidenceFor, detectionsToObjects, fuseLate, objectsToDetections } from './late.ts';
 import { meanFuse } from './mean-fusion.ts';
+import { attentionFuse } from './attention-fusion.ts';
 import { type SelectionCandidate, type SelectionSkipReason, coverageFraction, fieldOfViewFraction, selectAgents } from './selection.ts';
 import { maxFuse, warpToEgo } from './warp.ts';
 import { weightedBoxFusion } from './wbf.ts';
@@ -685,13 +686,10 @@ export class CooperativeDetector {
       let bev: Float32Array;
       if (maps.length === 1) {
         bev = maps[0];
-      } else if (method === 'attention') {
-        const r = await this.models.attention!.fuse(maps, masks, this.fused);
-        addTimings(timings, r.timings);
-        bev = r.fused;
       } else {
+        // Attention: the model's parameter-free attention, computed only where a collaborator covers a cell.
         const t = performance.now();
-        bev = method === 'mean' ? meanFuse(maps, masks, this.fused) : maxFuse(maps, masks, this.fused);
+        bev = method === 'attention' ? attentionFuse(maps, masks, this.fused) : method === 'mean' ? meanFuse(maps, masks, this.fused) : maxFuse(maps, masks, this.fused);
         addTimings(timings, { fusion: performance.now() - t });
       }
       const result = await this.models.head!.detect(bev);

@@ -15,6 +15,7 @@ export {
   FusionConfigError,
 } from './cooperative-detector.ts';
 export { meanFuse } from './mean-fusion.ts';
+export { attentionFuse } from './attention-fusion.ts';
 export { type AgentView, type ConsistencyOptions, type ConsistencyVerdict, type FeatureTest, type LeaveOneOutOptions, DEFAULT_CONSISTENCY, attributeToCollaborator, checkConsistency, filterConsistent } from './consistency.ts';
 export { type FeatureView, type OwnMapHead, checkFeatureViews } from './own-map.ts';
 export {

@@ -6,7 +6,7 @@
 import { deflateSync } from 'node:zlib';
 import { decodeFeatures, encodeFeatures, parseCodecSpec } from '../codec/index.ts';
 import type { Detection } from '../eval/index.ts';
-import { type AttributedDetection, type ConsistencyOptions, type ConsistencyVerdict, type FreeSpaceMap, MergedCloudEncoder, checkFeatureViews, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
+import { type AttributedDetection, attentionFuse, type ConsistencyOptions, type ConsistencyVerdict, type FreeSpaceMap, MergedCloudEncoder, checkFeatureViews, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type TrackedMotion, compensateFeatureMotion, featureMotionsFromTracks } from '../fusion/index.ts';
 import { type Mat4, identity, invertRigid, multiply, poseToMatrix } from '../geometry/index.ts';
 import {
@@ -529,7 +529,8 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
       tm = performance.now();
       let bev = egoMap;
       if (aligned.length > 1) {
-        if (combine === 'attention') bev = (await models.attention!.fuse(aligned, alignedMasks, fused)).fused;
+        // The model's parameter-free attention, computed only where a collaborator covers a cell (attention-fusion.ts).
+        if (combine === 'attention') bev = attentionFuse(aligned, alignedMasks, fused);
         else if (combine === 'mean') bev = meanFuse(aligned, alignedMasks, fused);
         else bev = maxFuse(aligned, alignedMasks, fused);
       }
@@ -738,7 +739,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
         aligned.push(w.features);
         alignedMasks.push(w.mask);
       }
-      const bev = combine === 'attention' && models.attention ? (await models.attention.fuse(aligned, alignedMasks, fused)).fused : combine === 'mean' ? meanFuse(aligned, alignedMasks, fused) : maxFuse(aligned, alignedMasks, fused);
+      const bev = combine === 'attention' ? attentionFuse(aligned, alignedMasks, fused) : combine === 'mean' ? meanFuse(aligned, alignedMasks, fused) : maxFuse(aligned, alignedMasks, fused);
       const head = await models.head!.detect(bev);
       quantiseConfidence(featureConfidenceMap(head.clsLogits, confidenceProb), H, W, Math.max(1, confidenceStride));
       // Cars moving a metre a frame, some missed now and then, so the tracker associates, starts and ends tracks and

@@ -2,12 +2,13 @@
 // map): decoding the ego's int8 map and three
 // collaborators' int8+top10%+deflate maps, warping the collaborators the old way (every cell, then the sent-cell
 // mask warped apart) and with warpToEgo's sent mask (covered cells only), max fusion of each, and the head.
-// Checks that both warps give the same masks and the same fused map. Medians over --runs.
+// Checks that both warps give the same masks and the same fused map; attention fusion in TypeScript over covered
+// cells beside the ONNX model over every cell. Medians over --runs.
 //   node --import tsx tools/bench/fusion-frame.ts DATASET [--frame 5] [--runs 30] [--precision int8]
 import { parseArgs } from 'node:util';
 import { decodeFeatures, encodeFeatures, parseCodecSpec } from '../../src/codec/index.ts';
 import { openDataset } from '../../src/datasets/index.ts';
-import { featureConfidenceMap, maxFuse, warpToEgo } from '../../src/fusion/index.ts';
+import { attentionFuse, featureConfidenceMap, maxFuse, warpToEgo } from '../../src/fusion/index.ts';
 import { invertRigid, multiply } from '../../src/geometry/index.ts';
 import { PerceptionModels, featureShape } from '../../src/perception/index.ts';
 import { Samples } from './common.ts';
@@ -38,6 +39,7 @@ const buffers = () => others.map(() => ({ features: new Float32Array(C * plane),
 const [oldWarp, newWarp] = [buffers(), buffers()];
 const sentPlane = new Float32Array(plane), sentWarped = new Float32Array(plane);
 const [fusedOld, fusedNew] = [new Float32Array(C * plane), new Float32Array(C * plane)];
+const [attentionTs, attentionOnnx] = [new Float32Array(C * plane), new Float32Array(C * plane)];
 const samples = new Samples();
 const timed = <T>(name: string, fn: () => T): T => {
   const t = performance.now();
@@ -66,6 +68,15 @@ for (let run = 0; run < runs; run++) {
     const fusedDiff = fusedOld.reduce((n, v, i) => n + (v !== fusedNew[i] ? 1 : 0), 0);
     const covered = newWarp.map((w) => w.mask.reduce((a, b) => a + b, 0));
     console.log(`covered cells per collaborator ${covered.join(', ')} of ${plane}; masks differing ${maskDiff}, fused values differing ${fusedDiff}`);
+  }
+  const aligned = [egoMap.features, ...newWarp.map((w) => w.features)];
+  const masks = [null, ...newWarp.map((w) => w.mask)];
+  timed('attention fusion, covered cells (TypeScript)', () => attentionFuse(aligned, masks, attentionTs));
+  if (models.attention) {
+    const t = performance.now();
+    const onnx = await models.attention.fuse(aligned, masks, attentionOnnx);
+    samples.add('attention fusion, every cell (ONNX model)', performance.now() - t);
+    if (run === 0) console.log(`attention: max |TypeScript − ONNX| ${attentionTs.reduce((m, v, i) => Math.max(m, Math.abs(v - onnx.fused[i])), 0).toExponential(1)}`);
   }
   const t = performance.now();
   await models.head!.detect(fusedNew);

@@ -3,7 +3,7 @@
 // workers share them.
 import { type FeatureCodecSpec, decodeFeatures, encodeFeatures, parseCodecSpec } from '../../src/codec/index.ts';
 import type { Detection } from '../../src/eval/index.ts';
-import { featureConfidenceMap, maxFuse, warpToEgo } from '../../src/fusion/index.ts';
+import { attentionFuse, featureConfidenceMap, maxFuse, warpToEgo } from '../../src/fusion/index.ts';
 import { type Box7, type Mat4, invertRigid, matrixToPose, multiply, poseToMatrix, transformBox } from '../../src/geometry/index.ts';
 import { type MessageOfKind, SCHEMA_VERSION, decodeMessage, encodeMessage, nsToWire } from '../../src/messages/index.ts';
 import { type PerceptionModels, featureShape } from '../../src/perception/index.ts';
@@ -130,7 +130,7 @@ export class FusionPipeline {
     let bev = egoMap;
     const combine = opts.combine ?? this.combine;
     if (aligned.length > 1) {
-      bev = combine === 'attention' ? (await models.attention!.fuse(aligned, alignedMasks, this.fused)).fused : maxFuse(aligned, alignedMasks, this.fused);
+      bev = combine === 'attention' ? attentionFuse(aligned, alignedMasks, this.fused) : maxFuse(aligned, alignedMasks, this.fused);
     }
     samples?.add('fuse', performance.now() - t);
     const r = await models.head!.detect(bev);
