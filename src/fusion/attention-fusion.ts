@@ -6,7 +6,7 @@
 // of the map. So: the ego's map, then the softmax only on cells some collaborator covers. On a real frame with three
 // top-10 % collaborators it takes 6.7 ms against the model's 12.6 ms (tools/bench/fusion-frame.ts), which also
 // packs the four maps into one tensor first; test/fusion/attention-fusion.test.ts holds it to the model's output.
-import { FusionInputError } from './warp.ts';
+import { checkAlignedMaps } from './warp.ts';
 
 // Scratch grown on demand, shared (single-threaded; no reference kept past a call).
 let cells = new Int32Array(0);
@@ -23,23 +23,7 @@ const MASKED_SCORE = -1e9;
  */
 export function attentionFuse(features: readonly Float32Array[], masks: readonly (Float32Array | null | undefined)[], out?: Float32Array): Float32Array {
   const K = features.length;
-  if (K === 0) throw new FusionInputError('features', '[]', 'needs at least the ego map');
-  if (masks.length !== K) throw new FusionInputError('masks.length', masks.length, `must equal the number of maps (${K})`);
-  const size = features[0].length;
-  for (let k = 1; k < K; k++) {
-    if (features[k].length !== size) throw new FusionInputError(`features[${k}].length`, features[k].length, `differs from features[0] (${size})`);
-  }
-  const fused = out ?? new Float32Array(size);
-  if (fused.length !== size) throw new FusionInputError('out.length', fused.length, `must be ${size}`);
-  if (features.includes(fused)) throw new FusionInputError('out', 'an input map', 'must not alias the inputs');
-  const given = masks.find((m) => m);
-  const plane = given ? given.length : size;
-  if (size % plane !== 0) throw new FusionInputError('masks[].length', plane, `is not one plane of a ${size}-value map`);
-  for (let k = 0; k < K; k++) {
-    const m = masks[k];
-    if (m && m.length !== plane) throw new FusionInputError(`masks[${k}].length`, m.length, `differs from the other masks (${plane})`);
-  }
-  const C = size / plane;
+  const { fused, plane, channels: C } = checkAlignedMaps(features, masks, out);
   const ego = features[0];
   const egoMask = masks[0];
 

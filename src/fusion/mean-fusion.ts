@@ -2,7 +2,7 @@
 // (OpenCOOD's intermediate baselines average or max the warped features). A cell a collaborator does not cover is
 // left out of the average rather than counted as a zero, so the ego's features are not halved at the edge of a
 // collaborator's view.
-import { FusionInputError } from './warp.ts';
+import { checkAlignedMaps } from './warp.ts';
 
 // Covering agents per cell; grown on demand and shared (single-threaded, no reference kept past a call).
 let coverCount = new Float32Array(0);
@@ -14,22 +14,7 @@ let coverCount = new Float32Array(0);
  */
 export function meanFuse(features: readonly Float32Array[], masks: readonly (Float32Array | null | undefined)[], out?: Float32Array): Float32Array {
   const K = features.length;
-  if (K === 0) throw new FusionInputError('features', '[]', 'needs at least one map');
-  if (masks.length !== K) throw new FusionInputError('masks.length', masks.length, `must equal the number of maps (${K})`);
-  const size = features[0].length;
-  for (let k = 1; k < K; k++) {
-    if (features[k].length !== size) throw new FusionInputError(`features[${k}].length`, features[k].length, `differs from features[0] (${size})`);
-  }
-  const fused = out ?? new Float32Array(size);
-  if (fused.length !== size) throw new FusionInputError('out.length', fused.length, `must be ${size}`);
-  if (features.includes(fused)) throw new FusionInputError('out', 'an input map', 'must not alias the inputs');
-  const given = masks.find((m) => m);
-  const plane = given ? given.length : size;
-  if (size % plane !== 0) throw new FusionInputError('masks[].length', plane, `is not one plane of a ${size}-value map`);
-  for (let k = 0; k < K; k++) {
-    const m = masks[k];
-    if (m && m.length !== plane) throw new FusionInputError(`masks[${k}].length`, m.length, `differs from the other masks (${plane})`);
-  }
+  const { fused, plane, channels: C } = checkAlignedMaps(features, masks, out);
 
   // Per-cell count of covering agents, then one pass per map adds its covered cells; a final pass divides.
   if (coverCount.length < plane) coverCount = new Float32Array(plane);
@@ -40,7 +25,6 @@ export function meanFuse(features: readonly Float32Array[], masks: readonly (Flo
     for (let cell = 0; cell < plane; cell++) if (!m || m[cell] > 0) count[cell]++;
   }
   fused.fill(0);
-  const C = size / plane;
   for (let k = 0; k < K; k++) {
     const f = features[k];
     const m = masks[k];

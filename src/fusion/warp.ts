@@ -27,6 +27,36 @@ export class FusionInputError extends Error {
   }
 }
 
+/**
+ * The checks every element-wise fusion of aligned maps makes (maxFuse, meanFuse, attentionFuse): at least one map,
+ * one mask per map, every map of one size, masks of one plane that divides it, an `out` of that size that is none
+ * of the inputs. Returns the output buffer (`out`, or a new one) and the map's layout.
+ */
+export function checkAlignedMaps(
+  features: readonly Float32Array[],
+  masks: readonly (Float32Array | null | undefined)[],
+  out: Float32Array | undefined,
+): { fused: Float32Array; size: number; plane: number; channels: number } {
+  const K = features.length;
+  if (K === 0) throw new FusionInputError('features', '[]', 'needs at least one map');
+  if (masks.length !== K) throw new FusionInputError('masks.length', masks.length, `must equal the number of maps (${K})`);
+  const size = features[0].length;
+  for (let k = 1; k < K; k++) {
+    if (features[k].length !== size) throw new FusionInputError(`features[${k}].length`, features[k].length, `differs from features[0] (${size})`);
+  }
+  const fused = out ?? new Float32Array(size);
+  if (fused.length !== size) throw new FusionInputError('out.length', fused.length, `must be ${size}`);
+  if (features.includes(fused)) throw new FusionInputError('out', 'an input map', 'must not alias the inputs');
+  const given = masks.find((m) => m);
+  const plane = given ? given.length : size;
+  if (size % plane !== 0) throw new FusionInputError('masks[].length', plane, `is not one plane of a ${size}-value map`);
+  for (let k = 0; k < K; k++) {
+    const m = masks[k];
+    if (m && m.length !== plane) throw new FusionInputError(`masks[${k}].length`, m.length, `differs from the other masks (${plane})`);
+  }
+  return { fused, size, plane, channels: size / plane };
+}
+
 export interface WarpResult {
   /** [C, H, W] in the ego grid. */
   features: Float32Array;
@@ -185,33 +215,14 @@ let coveredCell = new Int32Array(0);
 /**
  * Max fusion: out[c, cell] = max over agents k whose mask covers the cell (mask > 0) of features[k][c, cell]; 0
  * where no agent covers it. A null mask means the agent covers every cell (the ego's own map). All maps are
- * [C, H, W] in the ego grid; masks are [H, W].
+ * [C, H, W] in the ego grid; masks are [H, W]. `out` (length C·H·W) must not be one of the inputs.
  */
 export function maxFuse(features: readonly Float32Array[], masks: readonly (Float32Array | null | undefined)[], out?: Float32Array): Float32Array {
   const K = features.length;
-  if (K === 0) throw new FusionInputError('features', '[]', 'needs at least one map');
-  if (masks.length !== K) throw new FusionInputError('masks.length', masks.length, `must equal the number of maps (${K})`);
-  const size = features[0].length;
-  for (let k = 1; k < K; k++) {
-    if (features[k].length !== size) throw new FusionInputError(`features[${k}].length`, features[k].length, `differs from features[0] (${size})`);
-  }
-  const fused = out ?? new Float32Array(size);
-  if (fused.length !== size) throw new FusionInputError('out.length', fused.length, `must be ${size}`);
-  let plane = size;
-  for (let k = 0; k < K; k++) {
-    const m = masks[k];
-    if (!m) continue;
-    if (size % m.length !== 0) throw new FusionInputError(`masks[${k}].length`, m.length, `is not one plane of a ${size}-value map`);
-    plane = m.length;
-  }
-  for (let k = 0; k < K; k++) {
-    const m = masks[k];
-    if (m && m.length !== plane) throw new FusionInputError(`masks[${k}].length`, m.length, `differs from the other masks (${plane})`);
-  }
+  const { fused, size, plane, channels: C } = checkAlignedMaps(features, masks, out);
 
   // The ego (null mask) usually comes first: start from a copy of it rather than from −∞, and when any agent
   // covers everything no cell can be left at −∞.
-  const C = size / plane;
   let first = 0;
   if (!masks[0]) {
     fused.set(features[0]);
