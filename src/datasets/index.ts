@@ -7,7 +7,7 @@ import type { Dataset, DatasetFormat, OpenOptions } from './types.ts';
 
 export * from './types.ts';
 export * from './errors.ts';
-export { type PcdField, type PointCloud, encodePcd, parsePcd, pointCloudToXyzi, readPcd, readPcdXyzi } from './pcd.ts';
+export { type PcdField, type PointCloud, encodePcd, parsePcd, parsePcdXyzi, pointCloudToXyzi, readPcd, readPcdXyzi } from './pcd.ts';
 export { isOpv2vLayout, openOpv2v } from './opv2v.ts';
 export { isDairV2XCLayout, openDairV2XC } from './dair.ts';
 export { type InspectReport, type ScenarioReport, inspectDataset } from './inspect.ts';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { encodePcd, lzfDecompress, parsePcd, pointCloudToXyzi, readPcd, readPcdXyzi, type PointCloud } from '../../src/datasets/pcd.ts';
+import { encodePcd, lzfDecompress, parsePcd, parsePcdXyzi, pointCloudToXyzi, readPcd, readPcdXyzi, type PointCloud } from '../../src/datasets/pcd.ts';
 import { DatasetFormatError } from '../../src/datasets/errors.ts';
 
 const DATA = path.resolve(process.cwd(), '../shared/data');
@@ -349,4 +349,93 @@ test('ascii data problems name the point and the field', () => {
   // A last line without its newline and Windows line ends are fine.
   const pc: PointCloud = parsePcd(ascii(head.replace(/\n/g, '\r\n') + '1 2 3 4\r\n5 6 7 8'), f);
   assert.deepEqual([...pc.columns.get('intensity')!], [4, 8]);
+});
+
+// parsePcdXyzi's single pass over DATA binary must give what the general path gives, value for value, and leave
+// every other layout to it.
+function generalXyzi(bytes: Uint8Array): Float32Array {
+  return pointCloudToXyzi(parsePcd(bytes));
+}
+
+function assertSameCloud(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) assert.ok(sameBits(a[i]!, b[i]!), `${what}: value ${i}: ${a[i]} vs ${b[i]}`);
+}
+
+/** DATA binary records of `fields` (name, SIZE, TYPE), one point per row of `rows`, behind a header of any length. */
+function binaryCloud(fields: [string, number, 'F' | 'U' | 'I'][], rows: number[][], comment = ''): Uint8Array {
+  const stride = fields.reduce((s, f) => s + f[1], 0);
+  const body = new Uint8Array(stride * rows.length);
+  const view = new DataView(body.buffer);
+  rows.forEach((row, r) => {
+    let o = r * stride;
+    fields.forEach(([, size, type], k) => {
+      const v = row[k]!;
+      if (type === 'F') size === 4 ? view.setFloat32(o, v, true) : view.setFloat64(o, v, true);
+      else if (size === 1) view.setUint8(o, v);
+      else if (size === 2) view.setUint16(o, v, true);
+      else if (type === 'U') view.setUint32(o, v, true);
+      else view.setInt32(o, v, true);
+      o += size;
+    });
+  });
+  const head = `# ${comment}\n` + header(fields.map((f) => f[0]).join(' '), fields.map((f) => f[1]).join(' '), fields.map((f) => f[2]).join(' '), rows.length, 'binary');
+  return concat(ascii(head), body);
+}
+
+test('parsePcdXyzi: the single binary pass gives the general path\'s values, NaN points dropped, any header length', () => {
+  const rows = [
+    [1.5, -2.25, 0.125, 0.75, 7],
+    [NaN, 1, 2, 0.5, 8],
+    [3, Infinity, 2, 0.5, 9],
+    [-0.1, 0.2, -3e-39, 1, 10],
+    [100, 200, -1.75, 0, 11],
+  ];
+  // Header lengths 0..3 mod 4 put the records on every alignment.
+  for (const comment of ['', 'a', 'ab', 'abc']) {
+    const floatI = binaryCloud([['x', 4, 'F'], ['y', 4, 'F'], ['z', 4, 'F'], ['intensity', 4, 'F']], rows.map((r) => r.slice(0, 4)), comment);
+    const fast = parsePcdXyzi(floatI);
+    assertSameCloud(fast, generalXyzi(floatI), `float intensity, comment '${comment}'`);
+    assert.equal(fast.length, 12, 'the NaN and the infinite point are dropped');
+    assert.deepEqual([...fast.subarray(0, 4)], [1.5, -2.25, 0.125, 0.75]);
+  }
+  // Fields in another order, with extra 4-byte fields beside them; intensity as U4 and I4 (scaled by their range).
+  for (const t of ['U', 'I'] as const) {
+    const ints = rows.map((r) => [r[4]!, r[2]!, 2 ** 30 + r[4]!, r[0]!, r[1]!]);
+    const bytes = binaryCloud([['ring', 4, 'U'], ['z', 4, 'F'], ['intensity', 4, t], ['x', 4, 'F'], ['y', 4, 'F']], ints);
+    const fast = parsePcdXyzi(bytes);
+    assertSameCloud(fast, generalXyzi(bytes), `intensity ${t}4 between other fields`);
+    assert.equal(fast[3], Math.fround((2 ** 30 + 7) / (t === 'U' ? 2 ** 32 - 1 : 2 ** 31 - 1)));
+  }
+  // Packed rgb (OPV2V, the simulator): the red byte.
+  const xyzi = sampleXyzi(300);
+  for (const intensity of ['rgb', 'float'] as const) {
+    const bytes = encodePcd(xyzi, { data: 'binary', intensity });
+    assertSameCloud(parsePcdXyzi(bytes), generalXyzi(bytes), `encodePcd binary, ${intensity}`);
+  }
+  // No intensity at all: zero.
+  const bare = binaryCloud([['x', 4, 'F'], ['y', 4, 'F'], ['z', 4, 'F']], rows.map((r) => r.slice(0, 3)));
+  assertSameCloud(parsePcdXyzi(bare), generalXyzi(bare), 'no intensity');
+});
+
+test('parsePcdXyzi: layouts the single pass does not take go the general way, with its values and its errors', () => {
+  const rows = [[1, 2, 3, 200, 0.5], [4, 5, 6, 17, 0.25]];
+  // uint8 intensity (DAIR-V2X's vehicle side; stride 13), float64 coordinates, an ascii file: general path.
+  const u8 = binaryCloud([['x', 4, 'F'], ['y', 4, 'F'], ['z', 4, 'F'], ['intensity', 1, 'U']], rows.map((r) => r.slice(0, 4)));
+  assertSameCloud(parsePcdXyzi(u8), generalXyzi(u8), 'uint8 intensity');
+  assert.equal(parsePcdXyzi(u8)[3], Math.fround(200 / 255));
+  const f64 = binaryCloud([['x', 8, 'F'], ['y', 8, 'F'], ['z', 8, 'F'], ['intensity', 4, 'F']], rows.map((r) => [r[0]!, r[1]!, r[2]!, r[4]!]));
+  assertSameCloud(parsePcdXyzi(f64), generalXyzi(f64), 'float64 coordinates');
+  const text = encodePcd(sampleXyzi(50), { data: 'ascii', intensity: 'rgb' });
+  assertSameCloud(parsePcdXyzi(text), generalXyzi(text), 'ascii');
+  // Truncated records: the general path's error, naming the source.
+  const whole = binaryCloud([['x', 4, 'F'], ['y', 4, 'F'], ['z', 4, 'F'], ['intensity', 4, 'F']], rows.map((r) => [r[0]!, r[1]!, r[2]!, r[4]!]));
+  expectFormatError(() => parsePcdXyzi(whole.subarray(0, whole.length - 3), 'cut.pcd'), 'cut.pcd', 'DATA', /truncated/);
+});
+
+test('readPcdXyzi reads the real DAIR-V2X sweeps (binary_compressed) as the general path does', async () => {
+  for (const file of [VEHICLE_PCD, INFRA_PCD]) {
+    const bytes = readFileSync(file);
+    assertSameCloud(await readPcdXyzi(file), pointCloudToXyzi(parsePcd(bytes, file), file), file);
+  }
 });
