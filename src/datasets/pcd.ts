@@ -196,6 +196,17 @@ function copyStrided(bytes: Uint8Array, offset: number, stride: number, n: numbe
   else for (let i = 0; i < n; i++, o += stride) out[i] = Number(dv.getBigInt64(o, true));
 }
 
+/**
+ * `length` bytes from `start`, 4-byte aligned for typed-array views: a view when they already are, else a copy at
+ * offset 0 of its own buffer. (A Buffer's slice() is a view too, whatever its alignment.)
+ */
+function alignedRecords(buf: Uint8Array, start: number, length: number): Uint8Array {
+  if ((buf.byteOffset + start) % 8 === 0) return buf.subarray(start, start + length);
+  const out = new Uint8Array(length);
+  out.set(buf.subarray(start, start + length));
+  return out;
+}
+
 function pointSize(fields: PcdField[]): number {
   let s = 0;
   for (const f of fields) s += f.size * f.count;
@@ -211,9 +222,9 @@ function decodeBinary(buf: Uint8Array, h: PcdHeader, path: string): Map<string, 
   if (have < need) {
     throw new DatasetFormatError(path, 'DATA', `binary data truncated: ${have} bytes for ${h.points} points of ${stride} bytes (${need} needed)`);
   }
-  // A copy starting at offset 0 of its own buffer puts aligned fields on typed-array boundaries
-  // (the header's length is arbitrary); the copy costs far less than unaligned reads.
-  const records = buf.slice(h.dataStart, h.dataStart + need);
+  // Aligned records put aligned fields on typed-array boundaries (the header's length is arbitrary); a copy costs
+  // far less than unaligned reads.
+  const records = alignedRecords(buf, h.dataStart, need);
   const columns = new Map<string, Float64Array>();
   let fieldOffset = 0;
   for (const f of h.fields) {
@@ -595,8 +606,8 @@ function binaryXyzi(buf: Uint8Array, h: PcdHeader): Float32Array | undefined {
   if (source && (!intensity || intensity.field !== source)) return undefined;
   const need = stride * h.points;
   if (buf.length - h.dataStart < need) return undefined; // the general path names the truncation
-  // An aligned copy of the records (the header's length is arbitrary): one memcpy, then word reads.
-  const records = buf.slice(h.dataStart, h.dataStart + need);
+  // Aligned records (a memcpy when the header's length is not a multiple of 8), then word reads.
+  const records = alignedRecords(buf, h.dataStart, need);
   const f32 = new Float32Array(records.buffer, records.byteOffset, need / 4);
   const words = stride / 4;
   const n = h.points;

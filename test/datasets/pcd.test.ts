@@ -396,6 +396,8 @@ test('parsePcdXyzi: the single binary pass gives the general path\'s values, NaN
     const floatI = binaryCloud([['x', 4, 'F'], ['y', 4, 'F'], ['z', 4, 'F'], ['intensity', 4, 'F']], rows.map((r) => r.slice(0, 4)), comment);
     const fast = parsePcdXyzi(floatI);
     assertSameCloud(fast, generalXyzi(floatI), `float intensity, comment '${comment}'`);
+    // As readFile gives it: a Buffer, whose slice() is a view that keeps the header's misalignment.
+    assertSameCloud(parsePcdXyzi(Buffer.from(floatI)), fast, `float intensity in a Buffer, comment '${comment}'`);
     assert.equal(fast.length, 12, 'the NaN and the infinite point are dropped');
     assert.deepEqual([...fast.subarray(0, 4)], [1.5, -2.25, 0.125, 0.75]);
   }
