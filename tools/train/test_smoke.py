@@ -307,6 +307,64 @@ class ChannelReductionTest(unittest.TestCase):
         torch.testing.assert_close(q[1, 2], z[1, 2])
 
 
+class QuantizeUpsamplingTest(unittest.TestCase):
+    """quantize.py's ConvTranspose -> 1x1 Conv + DepthToSpace rewrite, against torch's own ConvTranspose."""
+
+    def graph(self, kernel: int, stride: int):
+        from onnx import TensorProto, helper, numpy_helper
+        g = torch.Generator().manual_seed(3)
+        w = torch.randn(6, 4, kernel, kernel, generator=g)  # [C_in, C_out, k, k]
+        b = torch.randn(4, generator=g)
+        bn = [torch.rand(4, generator=g) + 0.5, torch.randn(4, generator=g), torch.randn(4, generator=g), torch.rand(4, generator=g) + 0.1]
+        inits = [numpy_helper.from_array(t.numpy(), n) for t, n in zip([w, b, *bn], ["w", "b", "gamma", "beta", "mean", "var"])]
+        nodes = [
+            helper.make_node("ConvTranspose", ["x", "w", "b"], ["up"], name="/up/ConvTranspose", kernel_shape=[kernel, kernel], strides=[stride, stride]),
+            helper.make_node("BatchNormalization", ["up", "gamma", "beta", "mean", "var"], ["bn"], epsilon=1e-3),
+            helper.make_node("Relu", ["bn"], ["relu"]),
+            helper.make_node("Concat", ["relu", "skip"], ["y"], axis=1),
+        ]
+        out_hw = (5 - 1) * stride + kernel
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 5, 5]),
+                                               helper.make_tensor_value_info("skip", TensorProto.FLOAT, [1, 3, out_hw, out_hw])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 7, out_hw, out_hw])], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+        def reference(x: np.ndarray, skip: np.ndarray) -> np.ndarray:
+            up = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), w, b, stride=stride)
+            bnd = torch.nn.functional.batch_norm(up, bn[2], bn[3], bn[0], bn[1], training=False, eps=1e-3)
+            return torch.cat([torch.relu(bnd), torch.from_numpy(skip)], 1).numpy()
+        return model, reference, out_hw
+
+    def test_kernel_equal_to_stride_becomes_a_conv_and_a_shuffle_with_the_same_output(self):
+        import quantize
+        model, reference, hw = self.graph(2, 2)
+        rewritten = quantize.upsampling_as_conv(model)
+        self.assertEqual([n.op_type for n in rewritten.graph.node], ["Conv", "Relu", "DepthToSpace", "Concat"])
+        g = np.random.default_rng(5)
+        x = g.standard_normal((1, 6, 5, 5)).astype(np.float32)
+        skip = g.standard_normal((1, 3, hw, hw)).astype(np.float32)
+        got = quantize.run_float(rewritten, {"x": x, "skip": skip})["y"]
+        np.testing.assert_allclose(got, reference(x, skip), atol=1e-5)
+
+    def test_other_upsamplings_are_left_alone(self):
+        import quantize
+        model, _, _ = self.graph(3, 2)
+        self.assertIs(quantize.upsampling_as_conv(model), model)
+
+    def test_the_shuffle_runs_on_the_quantised_bytes_with_the_concat_range(self):
+        import quantize
+        model = quantize.upsampling_as_conv(self.graph(2, 2)[0])
+        ranges = {"x": (0.0, 2.0), "up_ConvTranspose_as_conv_relu": (0.0, 1.0), "y": (0.0, 3.0)}
+        quantize.shuffle_ranges_as_their_concat(model, ranges)
+        self.assertEqual(ranges["up_ConvTranspose_as_conv_relu"], (0.0, 3.0))
+        q = quantize.quantize_graph(model, ranges, "u8", set())
+        producer = {o: n for n in q.graph.node for o in n.output}
+        d2s = next(n for n in q.graph.node if n.op_type == "DepthToSpace")
+        self.assertEqual(producer[d2s.input[0]].op_type, "QuantizeLinear")
+        users = [n for n in q.graph.node if d2s.output[0] in n.input]
+        self.assertEqual([n.op_type for n in users], ["DequantizeLinear"])
+
+
 @unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
 class EndToEndTest(unittest.TestCase):
     def test_end_to_end_dair_shards_train_export(self):
