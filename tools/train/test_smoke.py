@@ -363,6 +363,8 @@ class QuantizeUpsamplingTest(unittest.TestCase):
         self.assertEqual(producer[d2s.input[0]].op_type, "QuantizeLinear")
         users = [n for n in q.graph.node if d2s.output[0] in n.input]
         self.assertEqual([n.op_type for n in users], ["DequantizeLinear"])
+        read = {i for n in q.graph.node for i in n.input} | {o.name for o in q.graph.output}
+        self.assertEqual([n.name for n in q.graph.node if n.output[0] not in read], [], "nodes whose output nothing reads")
 
 
 @unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
