@@ -80,7 +80,7 @@ export class MergedCloudEncoder {
     const want = this.maxPillars ?? Math.min(cells, pillar.maxPillars * agentCount);
     if (want <= pillar.maxPillars) return lidar;
     if (!this.grown || this.grown.maxPillars < want) {
-      this.grown = { encoder: new LidarEncoder(this.models.grid, { ...pillar, maxPillars: want }, lidar.pfn, lidar.backbone), maxPillars: want };
+      this.grown = { encoder: new LidarEncoder(this.models.grid, { ...pillar, maxPillars: want }, lidar.pfn, lidar.backbone, undefined, lidar.canvasQuantization), maxPillars: want };
     }
     return this.grown.encoder;
   }

@@ -20,6 +20,7 @@ export {
   validateGrid,
 } from './grid.ts';
 export {
+  type CanvasQuantization,
   type PillarBatch,
   type PillarizerOptions,
   PILLAR_FEATURE_COUNT,
@@ -27,7 +28,9 @@ export {
   POINT_STRIDE,
   PillarizeError,
   Pillarizer,
+  quantizeToUint8,
   scatterToBev,
+  scatterToBevQuantized,
 } from './pillarize.ts';
 export {
   type ExportCameraOptions,

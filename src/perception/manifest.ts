@@ -15,7 +15,9 @@
 //   "models": {
 //     "lidar_pfn":        { "file": "lidar_pfn.onnx", "sha256": "<64 hex>" },
 //     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "...",
-//                           "int8": { "file": "lidar_backbone_int8.onnx", "sha256": "...", "calibration": {...} } },
+//                           "int8": { "file": "lidar_backbone_int8.onnx", "sha256": "...", "calibration": {...},
+//                                     "canvas": { "layout": "NHWC", "type": "uint8", "scale": 0.025, "zeroPoint": 0 } } },
+//                                                   // canvas: the int8 backbone takes the canvas quantised (optional)
 //     "detection_head":   { ... },                     // optional; both may name an int8 variant (QDQ, opt-in:
 //                                                      //   `withPrecision(manifest, 'int8')`, tools/train/quantize.py)
 //     "fusion_attention": { ... },                     // optional
@@ -42,7 +44,7 @@ import { z } from 'zod';
 import type { ObjectClass } from '../datasets/index.ts';
 import { type AnchorClassSpec } from './anchors.ts';
 import { BevGridError, validateGrid, type BevGrid } from './grid.ts';
-import { PILLAR_FEATURE_NAMES } from './pillarize.ts';
+import { PILLAR_FEATURE_NAMES, type CanvasQuantization } from './pillarize.ts';
 
 export const MANIFEST_FORMAT_VERSION = 1;
 
@@ -92,6 +94,8 @@ export interface ModelFileEntry {
   sha256: string;
   /** The int8 (QDQ) variant of the same weights (lidar_backbone, detection_head), when the manifest names one. */
   int8?: ModelFileEntry;
+  /** An int8 lidar_backbone that takes its canvas quantised (uint8, channels last): how to quantise it. */
+  canvas?: CanvasQuantization;
 }
 
 /** One learned channel-reduction pair (codec stage `c<ratio>`): the sender's encoder and the receiver's decoder. */
@@ -175,7 +179,12 @@ const modelFileSchema = z
   .strict();
 
 // An int8 variant: its file and hash, plus how it was calibrated (a card: not read by the runtime).
-const quantizedFileSchema = modelFileSchema.extend({ calibration: z.record(z.string(), z.unknown()).optional() }).strict();
+const canvasQuantizationSchema = z
+  .object({ layout: z.literal('NHWC'), type: z.literal('uint8'), scale: z.number().positive().finite(), zeroPoint: z.literal(0) })
+  .strict();
+const quantizedFileSchema = modelFileSchema
+  .extend({ canvas: canvasQuantizationSchema.optional(), calibration: z.record(z.string(), z.unknown()).optional() })
+  .strict();
 const quantizableFileSchema = modelFileSchema.extend({ int8: quantizedFileSchema.optional() }).strict();
 
 const manifestSchema = z.looseObject({
@@ -286,10 +295,17 @@ export function parseManifest(json: unknown, source: string): PerceptionManifest
   const dir = path.dirname(path.resolve(source));
   const models: Partial<Record<ModelRole, ModelFileEntry>> = {};
   for (const role of MODEL_ROLES) {
-    const entry: { file: string; sha256: string; int8?: { file: string; sha256: string } } | undefined = m.models[role];
+    const entry: { file: string; sha256: string; int8?: { file: string; sha256: string; canvas?: { scale: number } } } | undefined = m.models[role];
     if (!entry) continue;
     models[role] = { file: entry.file, path: path.resolve(dir, entry.file), sha256: entry.sha256.toLowerCase() };
-    if (entry.int8) models[role].int8 = { file: entry.int8.file, path: path.resolve(dir, entry.int8.file), sha256: entry.int8.sha256.toLowerCase() };
+    if (entry.int8) {
+      models[role].int8 = { file: entry.int8.file, path: path.resolve(dir, entry.int8.file), sha256: entry.int8.sha256.toLowerCase() };
+      if (entry.int8.canvas) {
+        // Only the backbone has a canvas input.
+        if (role !== 'lidar_backbone') throw new ManifestError(source, `models.${role}.int8.canvas`, 'only lidar_backbone takes a canvas');
+        models[role].int8.canvas = { layout: 'NHWC', type: 'uint8', scale: entry.int8.canvas.scale };
+      }
+    }
   }
   const channelReduction: ChannelReductionEntry[] = [];
   for (const [key, pair] of Object.entries(m.models.channel_reduction ?? {})) {

@@ -345,3 +345,86 @@ export function scatterToBev(
   }
   return canvas;
 }
+
+/**
+ * How an int8 backbone takes its canvas (manifest models.lidar_backbone.int8.canvas): already quantised, uint8
+ * [1, H, W, C] (channels last), q = QuantizeLinear(x, scale, zero point 0). Its graph then starts at its first
+ * quantised convolution, without quantising and transposing a 16 MB float canvas first.
+ */
+export interface CanvasQuantization {
+  readonly layout: 'NHWC';
+  readonly type: 'uint8';
+  /** x ≈ q · scale: the float32 value of the QuantizeLinear scale the canvas was calibrated with. */
+  readonly scale: number;
+}
+
+/**
+ * ONNX QuantizeLinear to uint8 with zero point 0, as ONNX Runtime computes it: x / scale in float32, rounded half to
+ * even, saturated to 0..255. (float32 division done in float64 and rounded once is the float32 quotient exactly.)
+ */
+export function quantizeToUint8(x: number, scale: number): number {
+  const v = Math.fround(x / scale);
+  if (!(v > 0)) return 0; // negatives, zero and NaN
+  if (v >= 255) return 255;
+  let q = Math.round(v);
+  if (q - v === 0.5 && (q & 1) === 1) q--; // Math.round takes ties up; QuantizeLinear to even
+  return q;
+}
+
+/**
+ * scatterToBev for a quantised canvas: pillar p's C features, quantised (quantizeToUint8), to out[row, col, c] of a
+ * [H, W, C] byte canvas, after zeroing it (4 MB here, against the float canvas's 16). Channels last, each pillar's
+ * features land in C adjacent bytes.
+ */
+export function scatterToBevQuantized(
+  batch: PillarBatch,
+  pillarFeatures: Float32Array,
+  C: number,
+  grid: BevGrid,
+  scale: number,
+  out?: Uint8Array,
+): Uint8Array {
+  if (!Number.isInteger(C) || C < 1) throw new PillarizeError('C', C, 'must be a positive integer');
+  if (!(scale > 0) || !Number.isFinite(scale)) throw new PillarizeError('scale', scale, 'must be a positive finite number');
+  const width = gridWidth(grid);
+  const height = gridHeight(grid);
+  const pillarCount = batch.pillarCount;
+  if (pillarFeatures.length < pillarCount * C) {
+    throw new PillarizeError('pillarFeatures.length', pillarFeatures.length, `must hold ${pillarCount} pillars × ${C} channels`);
+  }
+  const canvas = out ?? new Uint8Array(C * width * height);
+  if (canvas.length !== C * width * height) {
+    throw new PillarizeError('out.length', canvas.length, `must be H × W × C = ${height} × ${width} × ${C}`);
+  }
+  const coords = batch.coords;
+  for (let p = 0; p < pillarCount; p++) {
+    if (coords[2 * p] >= height || coords[2 * p + 1] >= width) {
+      throw new PillarizeError(
+        'grid',
+        `${width} × ${height}`,
+        `pillar ${p} at (row ${coords[2 * p]}, col ${coords[2 * p + 1]}) is outside it: the batch comes from another grid`,
+      );
+    }
+  }
+  canvas.fill(0);
+  // x · (1 / scale) in float64 is within 2e-5 of QuantizeLinear's float32 x / scale over 0..255, so it rounds the
+  // same unless it lies that close to a half: those few go through quantizeToUint8 itself. (The division for every
+  // value made this scatter slower than the float one: 3.6 against 2.6 ms.)
+  const inverse = 1 / scale;
+  for (let p = 0, src = 0; p < pillarCount; p++) {
+    const dst = (coords[2 * p] * width + coords[2 * p + 1]) * C;
+    for (let c = 0; c < C; c++, src++) {
+      const x = pillarFeatures[src];
+      const shifted = x * inverse + 0.5;
+      let q = 0;
+      if (shifted >= 255.5) q = 255;
+      else if (shifted > 0.5) {
+        q = shifted | 0;
+        const frac = shifted - q;
+        if (frac < 1e-4 || frac > 1 - 1e-4) q = quantizeToUint8(x, scale);
+      }
+      canvas[dst + c] = q;
+    }
+  }
+  return canvas;
+}

@@ -32,7 +32,7 @@ import { featureShape, gridHeight, gridWidth, type BevGrid } from './grid.ts';
 import { loadManifest, type ModelRole, type PerceptionManifest, type PostprocessSettings, type Precision, withPrecision } from './manifest.ts';
 import { nmsPerClass } from './nms.ts';
 import { withInputDim } from './onnx-input-dim.ts';
-import { PILLAR_FEATURE_COUNT, Pillarizer, scatterToBev, type PillarBatch } from './pillarize.ts';
+import { PILLAR_FEATURE_COUNT, Pillarizer, scatterToBev, scatterToBevQuantized, type CanvasQuantization, type PillarBatch } from './pillarize.ts';
 
 export const CUDA_INSTALL_COMMAND = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node';
 
@@ -217,13 +217,21 @@ export async function createSession(modelPath: string, opts: SessionLoadOptions 
   }
 }
 
-function tensorShape(model: ModelSession, name: string, kind: 'input' | 'output'): readonly (number | string)[] {
+type TensorElementType = 'float32' | 'uint8';
+
+/** What a model declares about one of its tensors; a ModelContractError names the ones it has when it lacks it. */
+function tensorMetadata(model: ModelSession, name: string, kind: 'input' | 'output') {
   const { session } = model;
   const names = kind === 'input' ? session.inputNames : session.outputNames;
   const meta = (kind === 'input' ? session.inputMetadata : session.outputMetadata)[names.indexOf(name)];
   if (!meta) throw new ModelContractError(model.path, `${kind} '${name}'`, `missing; the model's ${kind}s are ${names.map((n) => `'${n}'`).join(', ')}`);
-  if (!meta.isTensor || meta.type !== 'float32') {
-    throw new ModelContractError(model.path, `${kind} '${name}'`, `must be a float32 tensor, is ${meta.isTensor ? meta.type : 'not a tensor'}`);
+  return meta;
+}
+
+function tensorShape(model: ModelSession, name: string, kind: 'input' | 'output', type: TensorElementType): readonly (number | string)[] {
+  const meta = tensorMetadata(model, name, kind);
+  if (!meta.isTensor || meta.type !== type) {
+    throw new ModelContractError(model.path, `${kind} '${name}'`, `must be a ${type} tensor, is ${meta.isTensor ? meta.type : 'not a tensor'}`);
   }
   return meta.shape;
 }
@@ -232,8 +240,14 @@ function tensorShape(model: ModelSession, name: string, kind: 'input' | 'output'
  * Checks a tensor's declared shape against `expected` (null: any size, e.g. a dynamic axis). Symbolic (named)
  * dimensions in the model are accepted for any expected size.
  */
-export function expectShape(model: ModelSession, name: string, kind: 'input' | 'output', expected: readonly (number | null)[]): readonly (number | string)[] {
-  const shape = tensorShape(model, name, kind);
+export function expectShape(
+  model: ModelSession,
+  name: string,
+  kind: 'input' | 'output',
+  expected: readonly (number | null)[],
+  type: TensorElementType = 'float32',
+): readonly (number | string)[] {
+  const shape = tensorShape(model, name, kind, type);
   const show = (s: readonly (number | string | null)[]): string => `[${s.map((d) => d ?? '?').join(', ')}]`;
   const bad =
     shape.length !== expected.length || expected.some((e, i) => e !== null && typeof shape[i] === 'number' && shape[i] !== e);
@@ -329,7 +343,7 @@ async function loadSlotPfns(
 }
 
 function acceptsSlots(model: ModelSession, size: number): boolean {
-  const shape = tensorShape(model, 'pillars', 'input');
+  const shape = tensorShape(model, 'pillars', 'input', 'float32');
   return shape.length === 3 && (shape[1] === size || typeof shape[1] === 'string');
 }
 
@@ -357,14 +371,18 @@ export class LidarEncoder {
   private readonly groupOut: Int32Array;
   private readonly pillarRow: Int32Array;
   private emptySlot: Float32Array | undefined;
-  private readonly canvas: Float32Array;
+  /** Set when the backbone takes its canvas quantised (a uint8 input; the manifest's int8 `canvas`). */
+  readonly canvasQuantization: CanvasQuantization | undefined;
+  // [C, H, W] float32, or [H, W, C] uint8 when the backbone takes the canvas quantised.
+  private readonly canvas: Float32Array | Uint8Array;
   private readonly canvasTensor: ort.Tensor;
   private readonly features: Float32Array;
   private readonly featuresTensor: ort.Tensor;
 
   /**
    * `pfnSlots`: the same PFN accepting each of pfnSlotSizes(maxPointsPerPillar) slots (see loadSlotPfns); the
-   * 'slotted' layout is used when it is given, else 'padded'.
+   * 'slotted' layout is used when it is given, else 'padded'. `canvas`: how a backbone with a uint8 input takes
+   * its canvas (the manifest's models.lidar_backbone.int8.canvas); required for such a backbone, refused otherwise.
    */
   constructor(
     grid: BevGrid,
@@ -372,6 +390,7 @@ export class LidarEncoder {
     readonly pfn: ModelSession,
     readonly backbone: ModelSession,
     readonly pfnSlots?: readonly ModelSession[],
+    canvas?: CanvasQuantization,
   ) {
     this.grid = { ...grid };
     this.provider = pfn.provider;
@@ -382,8 +401,19 @@ export class LidarEncoder {
 
     expectShape(pfn, 'pillars', 'input', [null, maxPointsPerPillar, PILLAR_FEATURE_COUNT]);
     const pfnOut = expectShape(pfn, 'pillar_features', 'output', [null, null]);
-    const bbIn = expectShape(backbone, 'bev_pillars', 'input', [1, typeof pfnOut[1] === 'number' ? pfnOut[1] : null, canvasH, canvasW]);
-    const pillarChannels = typeof pfnOut[1] === 'number' ? pfnOut[1] : bbIn[1];
+    const canvasMeta = tensorMetadata(backbone, 'bev_pillars', 'input');
+    const quantized = canvasMeta.isTensor && canvasMeta.type === 'uint8';
+    if (quantized && !canvas) {
+      throw new ModelContractError(backbone.path, "input 'bev_pillars'", 'is uint8 (a quantised canvas) but no canvas quantisation was given (the manifest\'s models.lidar_backbone.int8.canvas)');
+    }
+    if (!quantized && canvas) {
+      throw new ModelContractError(backbone.path, "input 'bev_pillars'", `is not uint8, yet a quantised ${canvas.layout} canvas was given for it`);
+    }
+    const Cpfn = typeof pfnOut[1] === 'number' ? pfnOut[1] : null;
+    const bbIn = quantized
+      ? expectShape(backbone, 'bev_pillars', 'input', [1, canvasH, canvasW, Cpfn], 'uint8')
+      : expectShape(backbone, 'bev_pillars', 'input', [1, Cpfn, canvasH, canvasW]);
+    const pillarChannels = Cpfn ?? bbIn[quantized ? 3 : 1];
     if (typeof pillarChannels !== 'number') {
       throw new ModelContractError(pfn.path, "output 'pillar_features'", 'the channel count (axis 1) must be fixed, in this model or in the backbone input');
     }
@@ -411,8 +441,14 @@ export class LidarEncoder {
     this.groupOut = new Int32Array(this.slotSizes.length + 1);
 
     this.pillarFeatures = new Float32Array(maxPillars * pillarChannels);
-    this.canvas = new Float32Array(pillarChannels * canvasH * canvasW);
-    this.canvasTensor = new ort.Tensor('float32', this.canvas, [1, pillarChannels, canvasH, canvasW]);
+    this.canvasQuantization = canvas;
+    if (quantized) {
+      this.canvas = new Uint8Array(canvasH * canvasW * pillarChannels);
+      this.canvasTensor = new ort.Tensor('uint8', this.canvas, [1, canvasH, canvasW, pillarChannels]);
+    } else {
+      this.canvas = new Float32Array(pillarChannels * canvasH * canvasW);
+      this.canvasTensor = new ort.Tensor('float32', this.canvas, [1, pillarChannels, canvasH, canvasW]);
+    }
     this.features = new Float32Array(C * H * W);
     this.featuresTensor = new ort.Tensor('float32', this.features, [1, C, H, W]);
   }
@@ -441,7 +477,7 @@ export class LidarEncoder {
       device: pfn.provider,
       sha256: manifest.models.lidar_backbone.sha256,
     });
-    return owning([backbone], () => new LidarEncoder(manifest.grid, manifest.pillar, pfn, backbone, pfnSlots));
+    return owning([backbone], () => new LidarEncoder(manifest.grid, manifest.pillar, pfn, backbone, pfnSlots, manifest.models.lidar_backbone.canvas));
   }
 
   /** Encodes one point cloud (x, y, z, intensity records in the agent's LiDAR frame; `count` records, default all). */
@@ -468,7 +504,11 @@ export class LidarEncoder {
     t = performance.now();
     // The whole canvas is zeroed (a 16 MB memset) rather than only the previous frame's cells: zeroing 64 planes
     // cell by cell was measured slower (4,400 pillars: 2.9 vs 2.6 ms; 6,100: 6.4 vs 4.2 ms, scatter included).
-    scatterToBev(batch, this.pillarFeatures, Cp, this.grid, this.canvas);
+    if (this.canvas instanceof Uint8Array) {
+      scatterToBevQuantized(batch, this.pillarFeatures, Cp, this.grid, this.canvasQuantization!.scale, this.canvas);
+    } else {
+      scatterToBev(batch, this.pillarFeatures, Cp, this.grid, this.canvas);
+    }
     const scatter = elapsed(t);
 
     t = performance.now();

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { openDataset } from '../../src/datasets/index.ts';
 import type { Detection } from '../../src/eval/index.ts';
-import { DetectionHead, LidarEncoder, ManifestError, loadManifest, parseManifest, withPrecision } from '../../src/perception/index.ts';
+import { DetectionHead, LidarEncoder, ManifestError, ModelContractError, createSession, loadManifest, parseManifest, withPrecision } from '../../src/perception/index.ts';
 
 const MANIFEST = path.resolve(process.cwd(), 'models/manifest.json');
 const FIXTURE = path.resolve(process.cwd(), 'datasets/fixture/fixture-s1');
@@ -52,6 +52,16 @@ test('manifest: float32 unless int8 is asked for; withPrecision swaps only the b
     (err: unknown) => err instanceof ManifestError && err.field === 'models.lidar_backbone.int8',
   );
   // A misspelt field inside the variant is refused, not ignored.
+  // The int8 backbone takes its canvas quantised: the scale travels with it, and only with it.
+  assert.equal(float.models.lidar_backbone.canvas, undefined);
+  assert.deepEqual(int8.models.lidar_backbone.canvas, { layout: 'NHWC', type: 'uint8', scale: manifestJson().models.lidar_backbone.int8.canvas.scale });
+  const onHead = manifestJson();
+  onHead.models.detection_head.int8.canvas = onHead.models.lidar_backbone.int8.canvas;
+  assert.throws(() => parseManifest(onHead, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field === 'models.detection_head.int8.canvas');
+  const offset = manifestJson();
+  offset.models.lidar_backbone.int8.canvas.zeroPoint = 3;
+  assert.throws(() => parseManifest(offset, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field.startsWith('models.lidar_backbone.int8.canvas'));
+
   const typo = manifestJson();
   typo.models.lidar_backbone.int8.sha = typo.models.lidar_backbone.int8.sha256;
   assert.throws(() => parseManifest(typo, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field === 'models.lidar_backbone.int8.sha');
@@ -82,6 +92,7 @@ test('int8 backbone and head: within tolerance of float32 on a fixture frame, an
   const headQ = await DetectionHead.load(int8, { threads: 1 });
   try {
     assert.match(encQ.backbone.path, /lidar_backbone_int8\.onnx$/);
+    assert.equal(encQ.canvasQuantization?.layout, 'NHWC', 'the int8 backbone is fed the quantised canvas');
     const featF = Float32Array.from((await encF.encode(points)).features);
     const featQ = Float32Array.from((await encQ.encode(points)).features);
     const err = featureError(featF, featQ);
@@ -113,5 +124,22 @@ test('int8 backbone and head: within tolerance of float32 on a fixture frame, an
     console.log(`# int8 vs float32 on fixture-s1/1/agent 0: features max |Δ| ${err.maxAbs.toFixed(3)}, mean rel ${err.meanRel.toFixed(4)}; scores max |Δ| ${scoreErr.maxAbs.toFixed(4)}; detections ≥ 0.3: ${cf.length} / ${cq.length}`);
   } finally {
     await Promise.all([encF.dispose(), encQ.dispose(), headF.dispose(), headQ.dispose()]);
+  }
+});
+
+test('LidarEncoder: a uint8 backbone needs the canvas quantisation, a float one refuses it', async () => {
+  const float = await loadManifest(MANIFEST);
+  const int8 = withPrecision(float, 'int8');
+  const pfn = await createSession(float.models.lidar_pfn.path, { threads: 1 });
+  const q = await createSession(int8.models.lidar_backbone.path, { threads: 1 });
+  const f = await createSession(float.models.lidar_backbone.path, { threads: 1 });
+  try {
+    assert.throws(() => new LidarEncoder(float.grid, float.pillar, pfn, q), (e: unknown) =>
+      e instanceof ModelContractError && /input 'bev_pillars'/.test(e.message) && /uint8/.test(e.message) && /int8\.canvas/.test(e.message));
+    assert.throws(() => new LidarEncoder(float.grid, float.pillar, pfn, f, undefined, int8.models.lidar_backbone.canvas), (e: unknown) =>
+      e instanceof ModelContractError && /is not uint8/.test(e.message));
+    assert.equal(new LidarEncoder(float.grid, float.pillar, pfn, q, undefined, int8.models.lidar_backbone.canvas).canvasQuantization?.type, 'uint8');
+  } finally {
+    await Promise.all([pfn, q, f].map((m) => m.session.release()));
   }
 });

@@ -9,7 +9,9 @@ import {
   cellOf,
   gridHeight,
   gridWidth,
+  quantizeToUint8,
   scatterToBev,
+  scatterToBevQuantized,
   type BevGrid,
   type PillarBatch,
 } from '../../src/perception/index.ts';
@@ -255,6 +257,68 @@ test('scatterToBev puts pillar p channel c at [c, row, col] and zeroes the canva
   // A batch from a bigger grid does not fit this canvas.
   const wide = new Pillarizer(DEFAULT_BEV_GRID, { maxPillars: 4 }).pillarize(cloud([50, 50, 0, 0]));
   assert.throws(() => scatterToBev(wide, new Float32Array(3), C, GRID), /another grid/);
+});
+
+test('quantizeToUint8 is ONNX QuantizeLinear to uint8, zero point 0: float32 quotient, ties to even, saturated', () => {
+  const s = 0.5;
+  // Worked by hand: x / 0.5 = 2x.
+  assert.deepEqual([0, 0.2, 0.25, 0.75, 1.25, 1.75, 3, 127.25, 127.75].map((x) => quantizeToUint8(x, s)), [0, 0, 0, 2, 2, 4, 6, 254, 255]);
+  assert.deepEqual([-1, -0, NaN, 200, Infinity].map((x) => quantizeToUint8(x, s)), [0, 0, 0, 255, 255]);
+  // With the shipped canvas scale: 0.06278965622186661 / s is 2.5 exactly, a tie, so 2 (even), where Math.round
+  // gives 3; 0.21348483860492706 / s is 8.5000003 in float64 (Math.round: 9) but 8.5 in float32, QuantizeLinear's
+  // arithmetic, so 8 (found by a search over the float32 neighbours of every (k + 0.5) · s).
+  const shipped = Math.fround(0.025115862488746643);
+  assert.equal(quantizeToUint8(0.06278965622186661, shipped), 2);
+  assert.equal(quantizeToUint8(0.21348483860492706, shipped), 8);
+});
+
+test('scatterToBevQuantized writes quantizeToUint8 of pillar p channel c at [row, col, c], channels last, and zeroes the rest', () => {
+  const W = gridWidth(GRID); // 4
+  const H = gridHeight(GRID); // 6
+  const C = 3;
+  const scale = Math.fround(0.025115862488746643); // the shipped canvas scale
+  const pillarizer = new Pillarizer(GRID, { maxPointsPerPillar: 2, maxPillars: 4 });
+  const batch = pillarizer.pillarize(cloud([2.5, 1.5, 0, 0], [0.5, 5.5, 0, 0])); // (1, 2), (5, 0)
+  const features = new Float32Array([0.1, 2.0, 9.0, -0.3, 0, 6.4, 99, 99, 99]);
+  const canvas = scatterToBevQuantized(batch, features, C, GRID, scale);
+  assert.equal(canvas.length, H * W * C);
+  const expected = new Uint8Array(H * W * C);
+  for (let c = 0; c < C; c++) {
+    expected[(1 * W + 2) * C + c] = quantizeToUint8(features[c], scale);
+    expected[(5 * W + 0) * C + c] = quantizeToUint8(features[C + c], scale);
+  }
+  assert.deepEqual(canvas, expected);
+  assert.deepEqual([...canvas.subarray((1 * W + 2) * C, (1 * W + 2) * C + C)], [4, 80, 255], '0.1/s = 3.98, 2/s = 79.6, 9/s saturates');
+
+  // Every value near a rounding boundary, where the scatter's float64 shortcut and the exact float32 quotient could
+  // part: k + 0.5 steps and their float32 neighbours, for every k.
+  const many = new Pillarizer(DEFAULT_BEV_GRID, { maxPointsPerPillar: 1, maxPillars: 300 });
+  const points: number[][] = [];
+  for (let i = 0; i < 260; i++) points.push([-50 + (i % 200) * 0.4 + 0.2, -50 + Math.floor(i / 200) * 0.4 + 0.2, 0, 0]);
+  const big = many.pillarize(cloud(...points));
+  const Cb = 6;
+  const values = new Float32Array(big.pillarCount * Cb);
+  for (let p = 0; p < big.pillarCount; p++) {
+    const half = Math.fround((p - 2 + 0.5) * scale);
+    const bits = new Int32Array(new Float32Array([half]).buffer)[0];
+    const near = (d: number) => new Float32Array(new Int32Array([bits + d]).buffer)[0];
+    values.set([half, near(-1), near(1), near(-3), near(3), Math.fround((p - 2) * scale)], p * Cb);
+  }
+  const out = scatterToBevQuantized(big, values, Cb, DEFAULT_BEV_GRID, scale);
+  const Wd = gridWidth(DEFAULT_BEV_GRID);
+  let checked = 0;
+  for (let p = 0; p < big.pillarCount; p++) {
+    const cell = big.coords[2 * p] * Wd + big.coords[2 * p + 1];
+    for (let c = 0; c < Cb; c++, checked++) {
+      assert.equal(out[cell * Cb + c], quantizeToUint8(values[p * Cb + c], scale), `pillar ${p} channel ${c}: ${values[p * Cb + c]}`);
+    }
+  }
+  assert.equal(checked, 260 * Cb);
+
+  assert.throws(() => scatterToBevQuantized(batch, features, C, GRID, 0), PillarizeError);
+  assert.throws(() => scatterToBevQuantized(batch, features, C, GRID, scale, new Uint8Array(10)), PillarizeError);
+  const wide = new Pillarizer(DEFAULT_BEV_GRID, { maxPillars: 4 }).pillarize(cloud([50, 50, 0, 0]));
+  assert.throws(() => scatterToBevQuantized(wide, new Float32Array(3), C, GRID, scale), /another grid/);
 });
 
 test('timing on 30k–120k point clouds (printed, not asserted)', () => {
