@@ -201,11 +201,16 @@ function warpSelected(features: Float32Array, C: number, plane: number, sent: Ui
     n++;
   }
   warped.fill(0);
-  for (let ch = 0; ch < C; ch++) {
-    const base = ch * plane;
-    const src = features.subarray(base, base + plane);
-    for (let j = 0, t = 0; j < n; j++, t += 4) {
-      warped[base + activeCell[j]] = weight[t] * src[index[t]] + weight[t + 1] * src[index[t + 1]] + weight[t + 2] * src[index[t + 2]] + weight[t + 3] * src[index[t + 3]];
+  // Cell by cell, all channels of a cell at once: the covered cells lie in clusters (a top-k map sends the cells
+  // around objects), so a cell's taps reuse the cache lines of the cell before it in every plane. Channel by channel,
+  // each plane was visited in scattered places and the warp was memory-bound: 6.7 → 3.7 ms for a real frame's three
+  // collaborators (tools/bench/fusion-frame.ts), the same values (the same products in the same order).
+  const end = C * plane;
+  for (let j = 0, t = 0; j < n; j++, t += 4) {
+    const i0 = index[t], i1 = index[t + 1], i2 = index[t + 2], i3 = index[t + 3];
+    const w0 = weight[t], w1 = weight[t + 1], w2 = weight[t + 2], w3 = weight[t + 3];
+    for (let base = 0, o = activeCell[j]; base < end; base += plane, o += plane) {
+      warped[o] = w0 * features[base + i0] + w1 * features[base + i1] + w2 * features[base + i2] + w3 * features[base + i3];
     }
   }
 }
@@ -238,13 +243,12 @@ export function maxFuse(features: readonly Float32Array[], masks: readonly (Floa
       continue;
     }
     // The covered cells once, then every channel over them alone: a selection-coded collaborator covers ~10 %.
+    // Cell by cell, as the warp (3.5 → 2.7 ms for a real frame's three collaborators, the copy of the ego included).
     if (coveredCell.length < plane) coveredCell = new Int32Array(plane);
     let n = 0;
     for (let cell = 0; cell < plane; cell++) if (m[cell] > 0) coveredCell[n++] = cell;
-    for (let ch = 0; ch < C; ch++) {
-      const base = ch * plane;
-      for (let j = 0; j < n; j++) {
-        const i = base + coveredCell[j];
+    for (let j = 0; j < n; j++) {
+      for (let i = coveredCell[j]; i < size; i += plane) {
         if (f[i] > fused[i]) fused[i] = f[i];
       }
     }
