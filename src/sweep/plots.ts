@@ -2,8 +2,7 @@
 // value is inline) and to PNG by sharp. Vega-Lite because its specs are small, declarative JSON a reader can
 // re-plot elsewhere (the spec is written beside each figure), and Vega renders SVG headless in Node.
 import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { paretoFront } from './pareto.ts';
 import type { SweepResult } from './run-configuration.ts';
 import { CHANNEL_27MBPS_BYTES_PER_MESSAGE } from './wire-bytes.ts';
@@ -175,6 +174,10 @@ export function sweepFigures(results: readonly SweepResult[]): Figure[] {
 
 /** SVG text of a Vega-Lite spec, rendered headless (no canvas: text widths are estimated). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded when a figure is drawn: every command imports the sweep (the CLI registers them all), and Vega, Vega-Lite
+  // and their d3 modules were ~6 MB of source and code in every agent and fusion node's heap, which each of V8's
+  // full collections walked through, every few frames.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const compiled = compile({ background: 'white', ...spec } as TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
