@@ -50,8 +50,12 @@ export const AGENT_FUSION_MODES: readonly AgentFusionMode[] = ['intermediate', '
 export const DEFAULT_FEATURE_CODEC = 'int8+top10%+deflate';
 export const DEFAULT_POINT_CODEC = '1cm+deflate';
 
-/** Frames an agent encodes, untimed and unsent, before it says it is running. */
-const WARM_UP_FRAMES = 3;
+/**
+ * Frames an agent encodes, untimed and unsent, before it says it is running. With 3, the first streamed frame still
+ * took 21–25 ms in the codec (5 steady) and the ego's features reached the node 73–84 ms after capture (46
+ * steady); with 10, 5 ms and 55–63 ms (`run --preencode-collaborators`, 30 frames, three runs each).
+ */
+const WARM_UP_FRAMES = 10;
 /** Frames whose scans an agent waiting for the start reads once beforehand (5 s at 10 Hz). */
 const READ_AHEAD_SCANS = 50;
 
