@@ -87,11 +87,6 @@ export interface ReportInputs {
   byClass: RunReport['byClass'];
   /** Per fused frame: wall time from the ego agent taking its frame to the result reaching the evaluator, ms. */
   endToEndMs: number[];
-  /**
-   * The same for the frames after the stream's first second (paced runs): the first frames after a start run through
-   * cold caches and first-time code paths in every node, and over 100 frames they alone decide the p99.
-   */
-  endToEndAfterFirstSecondMs?: number[];
   /** Per fused frame: wire bytes of the result message, and of its confidence map (frames that carry one). */
   resultBytes?: number[];
   confidenceMapBytes?: number[];
@@ -134,7 +129,6 @@ export function buildRunReport(i: ReportInputs): RunReport {
   latencyMs.transport = percentiles(i.fusionNode.transportMs);
   for (const [stage, v] of Object.entries(i.fusionNode.stageMs)) latencyMs[`fusion.${stage}`] = percentiles(v);
   latencyMs.endToEnd = percentiles(i.endToEndMs);
-  if (i.endToEndAfterFirstSecondMs?.length) latencyMs['endToEnd.afterFirstSecond'] = percentiles(i.endToEndAfterFirstSecondMs);
 
   const dropped: Record<string, number> = { ...i.fusionNode.dropped };
   for (const n of Object.values(i.fusionNode.unused)) if (n > 0) dropped.unused = (dropped.unused ?? 0) + n;
@@ -208,11 +202,6 @@ export function formatRunReport(r: RunReport): string {
   const since = [['ego features in', 'fusion.sinceCapture.ego'], ['collaborators in', 'fusion.sinceCapture.collaborators'], ['fusion started', 'fusion.sinceCapture.start'], ['result published', 'fusion.sinceCapture.published'], ['result received', 'endToEnd']] as const;
   if (r.latencyMs['fusion.sinceCapture.published']?.count) {
     lines.push(`ms after capture p50/p95: ${since.filter(([, k]) => r.latencyMs[k]?.count).map(([name, k]) => `${name} ${f(r.latencyMs[k].p50, 1)}/${f(r.latencyMs[k].p95, 1)}`).join(', ')}`);
-  }
-  const all = r.latencyMs.endToEnd, later = r.latencyMs['endToEnd.afterFirstSecond'];
-  if (all?.count && later?.count) {
-    const p = (q: Percentiles) => `${f(q.p50, 1)}/${f(q.p95, 1)}/${f(q.p99, 1)}`;
-    lines.push(`end to end ms p50/p95/p99: every frame ${p(all)}; after the first second ${p(later)}`);
   }
   const drops = Object.entries(r.dropped).filter(([, n]) => n > 0);
   lines.push(`dropped: ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}`);

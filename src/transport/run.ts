@@ -335,7 +335,6 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     const acc = new ClassAwareApAccumulator(undefined, manifest.anchors.map((a) => a.cls));
     const evalRange = gridEvalRange(manifest.grid);
     const endToEndMs: number[] = [];
-    const endToEndAfterFirstSecondMs: number[] = [];
     const resultBytes: number[] = [];
     const confidenceMapBytes: number[] = [];
     const framesUsed: Record<string, number> = {};
@@ -353,9 +352,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       }
       // Paced, capture times are wall-clock times: from the capture, so an agent running behind its sensor shows
       // in the latency. In lockstep they are a replay clock: from when the agent took the frame.
-      const ms = Number(got.arrivalNs - BigInt(o.rateHz > 0 ? f.captureNs : f.startWallNs)) / 1e6;
-      endToEndMs.push(ms);
-      if (o.rateHz > 0 && f.index >= o.rateHz) endToEndAfterFirstSecondMs.push(ms);
+      endToEndMs.push(Number(got.arrivalNs - BigInt(o.rateHz > 0 ? f.captureNs : f.startWallNs)) / 1e6);
       resultBytes.push(got.bytes);
       if (got.result.confidenceMap) confidenceMapBytes.push(wire.ConfidenceMap.encode(got.result.confidenceMap).finish().byteLength);
       for (const c of got.result.contributions) {
@@ -381,7 +378,6 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
         Object.entries(result.byClass).map(([cls, r]) => [cls, Object.fromEntries(Object.entries(r!).map(([k, v]) => [k, { ap: v.ap, tp: v.tp, fp: v.fp, gt: v.gt }]))]),
       ),
       endToEndMs,
-      endToEndAfterFirstSecondMs,
       resultBytes,
       confidenceMapBytes,
       framesUsed,

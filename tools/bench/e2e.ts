@@ -44,7 +44,6 @@ export async function runEndToEnd(o: BenchOptions): Promise<SectionResult> {
     'paced10HzOwnComputers: collaborators encode ahead and publish at capture time + their measured encoding time; only the ego agent and the fusion node share this machine',
     'paced10HzOwnComputersLatestOnly: the same, and the ego agent skips a frame whose successor is already due (run --latest-only); skipped frames count as frames with no result',
     'endToEnd and fusion.sinceCapture.*: ms from the capture time (paced) or from when the agent took the frame (lockstep)',
-    'endToEnd.afterFirstSecond: the same without the frames of the first second (paced): the first frames after the start run through cold caches and first-time code paths; the targets are judged on every frame',
   );
   return out;
 }

@@ -72,7 +72,7 @@ export function renderMarkdown(results: Json): string {
   }
   if (s.e2e && !s.e2e.skipped) {
     md += `## End to end (\`v2xfuse run\`, ${s.e2e.frames} frames, ${s.e2e.agents} agents, ${s.e2e.codec})\n\n`;
-    const keys = ['endToEnd', 'endToEnd.afterFirstSecond', 'fusion.sinceCapture.ego', 'fusion.sinceCapture.collaborators', 'fusion.sinceCapture.start', 'transport', 'fusion.wait', 'agent.backbone', 'agent.pfn', 'fusion.fuse', 'fusion.head'];
+    const keys = ['endToEnd', 'fusion.sinceCapture.ego', 'fusion.sinceCapture.collaborators', 'fusion.sinceCapture.start', 'transport', 'fusion.wait', 'agent.backbone', 'agent.pfn', 'fusion.fuse', 'fusion.head'];
     md += table(['replay', 'fused / frames', ...keys.map((k) => `${k} p50 / p99 ms`)], ['paced10Hz', 'lockstep', 'paced10HzOwnComputers', 'paced10HzOwnComputersLatestOnly'].filter((k) => s.e2e[k]).map((k) => {
       const r = s.e2e[k];
       return [k, `${r.framesFused} / ${r.framesPublished + (r.framesSkipped ?? 0)}${r.framesSkipped ? ` (${r.framesSkipped} skipped)` : ''}`, ...keys.map((key) => (r.latencyMs[key] ? `${fmt(r.latencyMs[key].p50)} / ${fmt(r.latencyMs[key].p99)}` : '—'))];
