@@ -3,7 +3,8 @@
 
 Fast tests: the warp (a feature blob lands in the cell computed by hand; arbitrary poses agree with a direct
 per-cell bilinear reference), the packed pillar feature net against the padded (ONNX) one, box encoding, target
-assignment, the dihedral augmentation, the channel-reduction pair's PCA start and int8 stand-in. The end-to-end
+assignment, the dihedral augmentation, the channel-reduction pair's PCA start and int8 stand-in, quantize.py's
+rewrite of the backbone's upsampling (against torch's ConvTranspose) and where it puts the shuffle. The end-to-end
 test (`-k end_to_end`, ~1 min) exports shards from the real DAIR-V2X-C sample with the TypeScript CLI, reads them,
 trains two steps and exports + verifies the ONNX models, then runs train_compressor.py --quick on that checkpoint
 (train, evaluate, export, verify in ONNX Runtime, install into the run's manifest and read it back with the
