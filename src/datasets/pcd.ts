@@ -571,8 +571,9 @@ export function pointCloudToXyzi(pc: PointCloud, sourcePath = '<point cloud>'): 
  * values, bit for bit). DATA binary with 4-byte x, y, z and a 4-byte (or absent) intensity/rgb takes one pass over
  * the records without the per-field float64 columns: this is every sweep OPV2V and the simulator write, and the
  * columns cost an agent 3-4 ms and 6 MB of garbage per 100k-point frame. Everything else goes the general way.
- * (A packed colour is read from its bits directly; the general path goes through a float64, which could only
- * differ for a colour whose bits are a signalling NaN.)
+ * (A packed colour is read from its bits directly. The general path goes through a float64, which quiets a colour
+ * whose bits are a signalling NaN: with alpha 255, as PCL writes it, a red of 128–191. OPV2V and the simulator
+ * write alpha 0.)
  */
 export function parsePcdXyzi(buf: Uint8Array, sourcePath = '<buffer>'): Float32Array {
   const h = parseHeader(buf, sourcePath);
@@ -582,8 +583,9 @@ export function parsePcdXyzi(buf: Uint8Array, sourcePath = '<buffer>'): Float32A
 export async function readPcdXyzi(path: string): Promise<Float32Array> {
   // Read synchronously: fs.promises.readFile takes a 1.7 MB sweep in 512 kB chunks, each a trip through the thread
   // pool and the event loop, and on a busy machine those trips were most of an agent's 'load' time (p50 6.5 against
-  // 2.9 ms, p95 12 against 8, with two CPU hogs beside it). A sweep is read when the agent needs it and nothing
-  // else is waiting on the loop then.
+  // 2.9 ms, p95 12 against 8, with two CPU hogs beside it). An agent node reads its sweep when it needs it. (With
+  // `detect --workers`, a frame's sweeps are now read one after another, ~2–3 ms each, before the first is handed to
+  // a worker; the reads had overlapped in the thread pool.)
   return parsePcdXyzi(readFileSync(path), path);
 }
 

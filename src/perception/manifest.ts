@@ -16,7 +16,7 @@
 //     "lidar_pfn":        { "file": "lidar_pfn.onnx", "sha256": "<64 hex>" },
 //     "lidar_backbone":   { "file": "lidar_backbone.onnx", "sha256": "...",
 //                           "int8": { "file": "lidar_backbone_int8.onnx", "sha256": "...", "calibration": {...},
-//                                     "canvas": { "layout": "NHWC", "type": "uint8", "scale": 0.025, "zeroPoint": 0 } } },
+//                                     "canvas": { "layout": "NHWC", "type": "uint8", "scale": 0.025115862488746643, "zeroPoint": 0 } } },
 //                                                   // canvas: the int8 backbone takes the canvas quantised (optional)
 //     "detection_head":   { ... },                     // optional; both may name an int8 variant (QDQ, opt-in:
 //                                                      //   `withPrecision(manifest, 'int8')`, tools/train/quantize.py)
@@ -179,8 +179,15 @@ const modelFileSchema = z
   .strict();
 
 // An int8 variant: its file and hash, plus how it was calibrated (a card: not read by the runtime).
+// The scale is the model's float32 QuantizeLinear scale: the encoder quantises with it in float32 arithmetic, so a
+// value float32 cannot hold would quantise differently from the model's own calibration.
 const canvasQuantizationSchema = z
-  .object({ layout: z.literal('NHWC'), type: z.literal('uint8'), scale: z.number().positive().finite(), zeroPoint: z.literal(0) })
+  .object({
+    layout: z.literal('NHWC'),
+    type: z.literal('uint8'),
+    scale: z.number().positive().finite().refine((v) => Math.fround(v) === v, 'must be a float32 value (the model\'s QuantizeLinear scale as float32 holds it)'),
+    zeroPoint: z.literal(0),
+  })
   .strict();
 const quantizedFileSchema = modelFileSchema
   .extend({ canvas: canvasQuantizationSchema.optional(), calibration: z.record(z.string(), z.unknown()).optional() })

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodePcd, lzfDecompress, parsePcd, parsePcdXyzi, pointCloudToXyzi, readPcd, readPcdXyzi, type PointCloud } from '../../src/datasets/pcd.ts';
 import { DatasetFormatError } from '../../src/datasets/errors.ts';
@@ -433,6 +434,22 @@ test('parsePcdXyzi: layouts the single pass does not take go the general way, wi
   // Truncated records: the general path's error, naming the source.
   const whole = binaryCloud([['x', 4, 'F'], ['y', 4, 'F'], ['z', 4, 'F'], ['intensity', 4, 'F']], rows.map((r) => [r[0]!, r[1]!, r[2]!, r[4]!]));
   expectFormatError(() => parsePcdXyzi(whole.subarray(0, whole.length - 3), 'cut.pcd'), 'cut.pcd', 'DATA', /truncated/);
+});
+
+test('readPcdXyzi: DATA binary sweeps from disk (the single pass) as the general path reads them, any header length', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'v2xfuse-pcd-'));
+  try {
+    // The simulator's layout (x y z rgb, DATA binary), behind comments that move the records to every alignment.
+    const body = encodePcd(sampleXyzi(2000), { data: 'binary', intensity: 'rgb' });
+    for (const pad of ['', '#\n', '#a\n', '#ab\n', '#abc\n', '#abcdefg\n']) {
+      const file = path.join(dir, `pad${pad.length}.pcd`);
+      writeFileSync(file, concat(ascii(pad), body));
+      const bytes = readFileSync(file);
+      assertSameCloud(await readPcdXyzi(file), pointCloudToXyzi(parsePcd(bytes, file), file), file);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('readPcdXyzi reads the real DAIR-V2X sweeps (binary_compressed) as the general path does', async () => {

@@ -52,19 +52,21 @@ test('manifest: float32 unless int8 is asked for; withPrecision swaps only the b
     (err: unknown) => err instanceof ManifestError && err.field === 'models.lidar_backbone.int8',
   );
   // A misspelt field inside the variant is refused, not ignored.
+  const typo = manifestJson();
+  typo.models.lidar_backbone.int8.sha = typo.models.lidar_backbone.int8.sha256;
+  assert.throws(() => parseManifest(typo, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field === 'models.lidar_backbone.int8.sha');
   // The int8 backbone takes its canvas quantised: the scale travels with it, and only with it.
   assert.equal(float.models.lidar_backbone.canvas, undefined);
   assert.deepEqual(int8.models.lidar_backbone.canvas, { layout: 'NHWC', type: 'uint8', scale: manifestJson().models.lidar_backbone.int8.canvas.scale });
   const onHead = manifestJson();
   onHead.models.detection_head.int8.canvas = onHead.models.lidar_backbone.int8.canvas;
   assert.throws(() => parseManifest(onHead, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field === 'models.detection_head.int8.canvas');
+  const notFloat32 = manifestJson();
+  notFloat32.models.lidar_backbone.int8.canvas.scale = 0.025;
+  assert.throws(() => parseManifest(notFloat32, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field.startsWith('models.lidar_backbone.int8.canvas.scale'));
   const offset = manifestJson();
   offset.models.lidar_backbone.int8.canvas.zeroPoint = 3;
   assert.throws(() => parseManifest(offset, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field.startsWith('models.lidar_backbone.int8.canvas'));
-
-  const typo = manifestJson();
-  typo.models.lidar_backbone.int8.sha = typo.models.lidar_backbone.int8.sha256;
-  assert.throws(() => parseManifest(typo, MANIFEST), (err: unknown) => err instanceof ManifestError && err.field === 'models.lidar_backbone.int8.sha');
 });
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));

@@ -5,6 +5,7 @@ onnx + numpy to rewrite the graph, torch to run the float graphs for calibration
 
   /usr/bin/python3 tools/train/quantize.py --models models --shards /tmp/v2x/shards-default/train \
       --samples 36 --percentile 99.999 --install  # writes *_int8.onnx, adds models.<role>.int8 to manifest.json
+                                                  # (the backbone's with its input's `canvas` quantisation)
 
 What the rewritten graph looks like, and why (ORT's QDQ rules, onnxruntime/core/optimizer/qdq_transformer):
   - Every Conv gets DequantizeLinear on all three inputs and a QuantizeLinear on its output, the node group ORT's
@@ -337,7 +338,11 @@ def quantize_graph(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]
         dq = producer.get(nd.input[0]) if nd.op_type == "DepthToSpace" else None
         if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3:
             continue
-        shuffled = f"{nd.output[0]}_quantized"
+        # Only a per-tensor DequantizeLinear commutes with a shuffle of channels into space.
+        if any(a.name == "axis" for a in dq.attribute) or any(i.name == dq.input[1] and len(i.dims) > 0 for i in new_init):
+            continue
+        # Not "<name>_quantized": that is what qdq() calls the QuantizeLinear of <name> should a Conv read it.
+        shuffled = f"{nd.output[0]}_shuffled_quantized"
         d2s = helper.make_node("DepthToSpace", [dq.input[0]], [shuffled], name=nd.name)
         d2s.attribute.extend(nd.attribute)
         shuffled_nodes[id(nd)] = [d2s, helper.make_node("DequantizeLinear", [shuffled, dq.input[1], dq.input[2]], [nd.output[0]],
@@ -439,13 +444,19 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=36, help="calibration canvases (ego of evenly spaced samples)")
     ap.add_argument("--percentile", type=float, default=99.999, help="activation range = this percentile of each tensor")
     ap.add_argument("--activations", choices=["u8", "s8"], default="u8")
-    ap.add_argument("--canvas", choices=["nhwc-u8", "nchw-float"], default="nhwc-u8",
-                    help="the int8 backbone's input: the canvas quantised by the caller (uint8 NHWC) or float NCHW as the float model's")
+    ap.add_argument("--canvas", choices=["nhwc-u8", "nchw-float"], default=None,
+                    help="the int8 backbone's input: the canvas quantised by the caller (uint8 NHWC, written to the manifest's "
+                         "models.lidar_backbone.int8.canvas; the default with --activations u8) or float NCHW as the float "
+                         "model's (the default, and the only choice, with --activations s8)")
     ap.add_argument("--roles", nargs="+", default=["lidar_backbone", "detection_head"], choices=["lidar_backbone", "detection_head"])
     ap.add_argument("--out", default=None, help="output folder (default: --models)")
     ap.add_argument("--install", action="store_true", help="add models.<role>.int8 {file, sha256, calibration} to the manifest")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.canvas is None:
+        args.canvas = "nhwc-u8" if args.activations == "u8" else "nchw-float"
+    if args.canvas == "nhwc-u8" and args.activations != "u8":
+        ap.error("--canvas nhwc-u8 needs --activations u8 (the canvas is quantised to uint8 with zero point 0)")
 
     import torch
     torch.set_num_threads(args.threads)
@@ -491,8 +502,6 @@ def main() -> None:
         q = quantize_graph(model, ranges, args.activations, float_convs)
         canvas = None
         if role == "lidar_backbone" and args.canvas == "nhwc-u8":
-            if args.activations != "u8":
-                raise SystemExit("quantize.py: --canvas nhwc-u8 needs --activations u8")
             q, canvas_scale = quantized_canvas_input(q)
             canvas = {"layout": "NHWC", "type": "uint8", "scale": canvas_scale, "zeroPoint": 0}
         stem = os.path.splitext(manifest["models"][role]["file"])[0]

@@ -366,6 +366,18 @@ class QuantizeUpsamplingTest(unittest.TestCase):
         self.assertEqual([n.op_type for n in users], ["DequantizeLinear"])
         read = {i for n in q.graph.node for i in n.input} | {o.name for o in q.graph.output}
         self.assertEqual([n.name for n in q.graph.node if n.output[0] not in read], [], "nodes whose output nothing reads")
+        self.assertEqual(len({o for n in q.graph.node for o in n.output}), sum(len(n.output) for n in q.graph.node), "an output name twice")
+
+        # The canvas taken already quantised: uint8, channels last, through a Transpose where the QuantizeLinear was.
+        from onnx import TensorProto
+        c, scale = quantize.quantized_canvas_input(q, "x")
+        self.assertAlmostEqual(scale, float(np.float32(2.0 / 255)), places=12)
+        (x,) = [i for i in c.graph.input if i.name == "x"]
+        self.assertEqual(x.type.tensor_type.elem_type, TensorProto.UINT8)
+        self.assertEqual([d.dim_value for d in x.type.tensor_type.shape.dim], [1, 5, 5, 6])
+        users = [n for n in c.graph.node if "x" in n.input]
+        self.assertEqual([(n.op_type, list(n.attribute[0].ints)) for n in users], [("Transpose", [0, 3, 1, 2])])
+        self.assertFalse(any(n.op_type == "QuantizeLinear" and n.input[0] == "x" for n in c.graph.node))
 
 
 @unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "tsx")), "needs node + tsx")
