@@ -297,6 +297,20 @@ export class Pillarizer {
   }
 }
 
+/** Coords from a Pillarizer on a different grid would land in the wrong cells or off the canvas. */
+function checkPillarsOnGrid(batch: PillarBatch, width: number, height: number): void {
+  const coords = batch.coords;
+  for (let p = 0; p < batch.pillarCount; p++) {
+    if (coords[2 * p] >= height || coords[2 * p + 1] >= width) {
+      throw new PillarizeError(
+        'grid',
+        `${width} × ${height}`,
+        `pillar ${p} at (row ${coords[2 * p]}, col ${coords[2 * p + 1]}) is outside it: the batch comes from another grid`,
+      );
+    }
+  }
+}
+
 /**
  * PointPillarScatter (OpenCOOD opencood/models/sub_modules/point_pillar_scatter.py): writes pillar p's C features
  * to out[c, row, col] of a [C, H, W] canvas, H along y and W along x, after zeroing the whole canvas; cells
@@ -322,17 +336,8 @@ export function scatterToBev(
   if (canvas.length !== C * plane) {
     throw new PillarizeError('out.length', canvas.length, `must be C × H × W = ${C} × ${height} × ${width}`);
   }
+  checkPillarsOnGrid(batch, width, height);
   const coords = batch.coords;
-  for (let p = 0; p < pillarCount; p++) {
-    // Coords from a Pillarizer on a different grid would land in the wrong cells or off the canvas.
-    if (coords[2 * p] >= height || coords[2 * p + 1] >= width) {
-      throw new PillarizeError(
-        'grid',
-        `${width} × ${height}`,
-        `pillar ${p} at (row ${coords[2 * p]}, col ${coords[2 * p + 1]}) is outside it: the batch comes from another grid`,
-      );
-    }
-  }
   canvas.fill(0);
   // Channel-major: each pass writes within one [H, W] plane. Measured faster than pillar-major, whose writes
   // jump a whole plane apart (16000 pillars × 64 channels: 8.5 → 4.5 ms in isolation, 8.6 → 7.0 ms in
@@ -396,16 +401,8 @@ export function scatterToBevQuantized(
   if (canvas.length !== C * width * height) {
     throw new PillarizeError('out.length', canvas.length, `must be H × W × C = ${height} × ${width} × ${C}`);
   }
+  checkPillarsOnGrid(batch, width, height);
   const coords = batch.coords;
-  for (let p = 0; p < pillarCount; p++) {
-    if (coords[2 * p] >= height || coords[2 * p + 1] >= width) {
-      throw new PillarizeError(
-        'grid',
-        `${width} × ${height}`,
-        `pillar ${p} at (row ${coords[2 * p]}, col ${coords[2 * p + 1]}) is outside it: the batch comes from another grid`,
-      );
-    }
-  }
   canvas.fill(0);
   // x · (1 / scale) in float64 is within 2e-5 of QuantizeLinear's float32 x / scale over 0..255, so it rounds the
   // same unless it lies that close to a half: those few go through quantizeToUint8 itself. (The division for every
