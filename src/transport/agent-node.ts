@@ -53,7 +53,7 @@ export const DEFAULT_POINT_CODEC = '1cm+deflate';
 /**
  * Frames an agent encodes, untimed and unsent, before it says it is running. With 3, the first streamed frame still
  * took 21–25 ms in the codec (5 steady) and the ego's features reached the node 73–84 ms after capture (46
- * steady); with 10, 5 ms and 55–63 ms (`run --preencode-collaborators`, 30 frames, three runs each).
+ * steady); with 10, 5 ms and 55–63 ms (`run --preencode-collaborators`: three runs with 3, two with 10).
  */
 const WARM_UP_FRAMES = 10;
 /** Frames whose scans an agent waiting for the start reads once beforehand (5 s at 10 Hz). */
