@@ -131,6 +131,7 @@ interface RunCliOptions {
   predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   motion?: 'cv' | 'ctrv';
   combine?: 'attention' | 'max' | 'mean';
+  compensate?: boolean;
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
   confidenceMap?: ConfidenceMapStride;
@@ -265,6 +266,7 @@ export function registerNodes(program: Command): void {
     .option('--skip-missing', 'leave out frames whose files are absent')
     .option('--noisy-poses', "agents send the dataset's GPS-noisy poses instead of the true ones")
     .option('--combine <c>', 'intermediate fusion in the fusion node: attention (default) | max | mean', choice('--combine', ['attention', 'max', 'mean'] as const))
+    .option('--compensate', "intermediate / hybrid: the fusion node moves moving objects' features in a collaborator map captured before the ego frame by their tracked velocity (fusion --compensate)")
     .option('--late-merge <m>', 'late fusion in the fusion node: nms (default) | wbf', choice('--late-merge', ['nms', 'wbf'] as const))
     .option('--consistency-check', "the fusion node leaves out collaborators contradicted by the others or by the ego's free space (late, intermediate, hybrid)")
     .option('--confidence-map <stride>', CONFIDENCE_MAP_HELP, choice('--confidence-map', CONFIDENCE_MAP_STRIDES))
@@ -283,7 +285,7 @@ export function registerNodes(program: Command): void {
           report = await runDeployment({
             dataset: datasetPath, scenario: o.scenario, ego: o.ego, mode: o.fusion, codec: o.codec, broker: o.broker,
             rateHz: o.rate, preencodeCollaborators: o.preencodeCollaborators, latestOnly: o.latestOnly, egoCodec: o.egoCodec, maxFrames: o.frames, models: o.models, device: o.device, threads: o.threads, precision: o.precision,
-            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}), cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
+            deadlineMs: o.deadlineMs, skipMissing: o.skipMissing, noisyPoses: o.noisyPoses, sign: o.sign, predictor: o.predictor, motion: o.motion, combine: o.combine, compensate: o.compensate, lateMerge: o.lateMerge, consistencyCheck: o.consistencyCheck, ...(o.confidenceMap ? { confidenceMapStride: Number(o.confidenceMap) } : {}), cameraOnly: o.cameraOnly?.split(',').map((x) => x.trim()).filter(Boolean), record: o.record, log: stderrLog,
             onProgress: (done, total) => bar.update(done, total),
           });
         } finally {

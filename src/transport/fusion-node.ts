@@ -150,7 +150,7 @@ export interface FusionNodeSummary {
   egoId: string;
   mode: NodeFusionMode;
   /** What the node actually ran with (defaults resolved). */
-  settings: { combine?: string; lateMerge?: string; tracking: boolean; motion?: string; predictor: string };
+  settings: { combine?: string; lateMerge?: string; compensate?: boolean; tracking: boolean; motion?: string; predictor: string };
   modelId: string;
   protocolVersion: number;
   framesFused: number;
@@ -241,7 +241,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
   const summary: FusionNodeSummary = {
     egoId: o.egoId, mode: o.mode, modelId: models.manifest.modelId, protocolVersion: 0, framesFused: 0,
     settings: {
-      ...(o.mode === 'intermediate' || o.mode === 'hybrid' ? { combine } : {}), ...(o.mode === 'late' ? { lateMerge: o.lateMerge ?? 'nms' } : {}),
+      ...(o.mode === 'intermediate' || o.mode === 'hybrid' ? { combine, compensate: !!o.compensate } : {}), ...(o.mode === 'late' ? { lateMerge: o.lateMerge ?? 'nms' } : {}),
       tracking, ...(tracking ? { motion: o.motion ?? 'cv' } : {}), predictor: predictorChoice,
     },
     dropped: {}, droppedByAgent: {}, unused: {}, stageMs: {}, transportMs: [], reconnects: 0,

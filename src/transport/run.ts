@@ -64,6 +64,8 @@ export interface RunOptions {
   predictor?: 'learned' | 'cv' | 'ctrv' | 'none';
   motion?: 'cv' | 'ctrv';
   combine?: 'attention' | 'max' | 'mean';
+  /** The fusion node moves moving objects' features in collaborator maps captured before the ego frame (fusion --compensate). */
+  compensate?: boolean;
   lateMerge?: 'nms' | 'wbf';
   consistencyCheck?: boolean;
   /** The fusion node's confidence map stride (FusionNodeOptions.confidenceMapStride). */
@@ -213,7 +215,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
       '--threads', String(o.threads ?? 1), ...trustArgs,
       ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
-      ...(o.combine ? ['--combine', o.combine] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
+      ...(o.combine ? ['--combine', o.combine] : []), ...(o.compensate ? ['--compensate'] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
       ...(o.consistencyCheck ? ['--consistency-check'] : []),
       ...(o.confidenceMapStride !== undefined ? ['--confidence-map', String(o.confidenceMapStride)] : []),
     ], log);

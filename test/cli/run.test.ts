@@ -38,6 +38,7 @@ test('run: broker + agent processes + fusion node score what the in-process dete
     const report = JSON.parse(await readFile(reportPath, 'utf8')) as RunReport;
     assert.deepEqual(report.ap, await inProcessAp('attention'));
     assert.equal(report.framesFused, 3);
+    assert.equal(report.fusionSettings.compensate, false);
     // Raw float32 features: 64 × 128 × 128 × 4 bytes of payload per collaborator message, plus the header.
     assert.ok(report.bytesPerMessage.features.mean > 4_194_304 && report.bytesPerMessage.features.mean < 4_195_000, String(report.bytesPerMessage.features.mean));
     assert.deepEqual(Object.keys(report.mbpsPerAgent).sort(), ['-1', '101']);
@@ -116,9 +117,10 @@ test('run --rate 10 --preencode-collaborators --precision int8: collaborators en
 });
 
 test('run --rate 10 --latest-only, every agent live: all start on the run\'s signal; skipped ego frames count as frames without a result', { timeout: 180_000 }, async () => {
-  const r = await runCli(['run', FIXTURE, '--rate', '10', '--latest-only', '--precision', 'int8', '--deadline-ms', '3000', '--predictor', 'none', '--json'], 170_000);
+  const r = await runCli(['run', FIXTURE, '--rate', '10', '--latest-only', '--precision', 'int8', '--deadline-ms', '3000', '--predictor', 'none', '--compensate', '--json'], 170_000);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as RunReport;
+  assert.equal(report.fusionSettings.compensate, true, 'run --compensate reaches the fusion node');
   for (const a of ['100', '101', '-1']) assert.ok(report.agents[a].framesPublished >= 1, `agent ${a}: ${JSON.stringify(report.agents[a])}`);
   // However many the ego skipped on this machine, published + skipped = the sequence, and only published ones fuse.
   const skipped = report.dropped['behind-sensor'] ?? 0;
