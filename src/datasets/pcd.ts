@@ -23,6 +23,12 @@ export interface PointCloud {
   /** One column per field element: `name` for the first element, `name_1`, `name_2`, ... for COUNT > 1.
    * Padding fields named `_` (PCL's convention) get no column. */
   columns: Map<string, Float64Array>;
+  /**
+   * The stored bits of a packed colour (`rgb` / `rgba`, TYPE F, SIZE 4) read from binary data: its float64 column
+   * cannot hold them all, since a bit pattern that is a signalling NaN (alpha 255, as PCL writes it, with a red of
+   * 128–191) comes back quieted. ASCII data has no bits to keep.
+   */
+  colourBits?: Map<string, Uint32Array>;
 }
 
 type DataEncoding = 'ascii' | 'binary' | 'binary_compressed';
@@ -208,6 +214,16 @@ function alignedRecords(buf: Uint8Array, start: number, length: number): Uint8Ar
   return out;
 }
 
+const isPackedColour = (f: PcdField): boolean => (f.name === 'rgb' || f.name === 'rgba') && f.type === 'F' && f.size === 4;
+
+/** n little-endian uint32s, `stride` bytes apart from `offset` (a packed colour's bits). */
+function bitsStrided(bytes: Uint8Array, offset: number, stride: number, n: number): Uint32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const out = new Uint32Array(n);
+  for (let i = 0, o = offset; i < n; i++, o += stride) out[i] = dv.getUint32(o, true);
+  return out;
+}
+
 function pointSize(fields: PcdField[]): number {
   let s = 0;
   for (const f of fields) s += f.size * f.count;
@@ -215,7 +231,7 @@ function pointSize(fields: PcdField[]): number {
 }
 
 /** Row-major records (DATA binary). */
-function decodeBinary(buf: Uint8Array, h: PcdHeader, path: string): Map<string, Float64Array> {
+function decodeBinary(buf: Uint8Array, h: PcdHeader, path: string, colourBits: Map<string, Uint32Array>): Map<string, Float64Array> {
   const stride = pointSize(h.fields);
   const need = stride * h.points;
   const have = buf.length - h.dataStart;
@@ -234,6 +250,7 @@ function decodeBinary(buf: Uint8Array, h: PcdHeader, path: string): Map<string, 
         const out = new Float64Array(h.points);
         copyStrided(records, fieldOffset + k * f.size, stride, h.points, f, out);
         columns.set(k === 0 ? f.name : `${f.name}_${k}`, out);
+        if (k === 0 && isPackedColour(f)) colourBits.set(f.name, bitsStrided(records, fieldOffset, stride, h.points));
       }
     }
     fieldOffset += f.size * f.count;
@@ -242,7 +259,7 @@ function decodeBinary(buf: Uint8Array, h: PcdHeader, path: string): Map<string, 
 }
 
 /** LZF-compressed, column-major (DATA binary_compressed): each field's values for all points, field after field. */
-function decodeBinaryCompressed(buf: Uint8Array, h: PcdHeader, path: string): Map<string, Float64Array> {
+function decodeBinaryCompressed(buf: Uint8Array, h: PcdHeader, path: string, colourBits: Map<string, Uint32Array>): Map<string, Float64Array> {
   if (buf.length - h.dataStart < 8) {
     throw new DatasetFormatError(path, 'DATA', 'binary_compressed data truncated: no size header (8 bytes)');
   }
@@ -272,6 +289,7 @@ function decodeBinaryCompressed(buf: Uint8Array, h: PcdHeader, path: string): Ma
         const out = new Float64Array(h.points);
         copyStrided(raw, blockStart + k * f.size, fieldStride, h.points, f, out);
         columns.set(k === 0 ? f.name : `${f.name}_${k}`, out);
+        if (k === 0 && isPackedColour(f)) colourBits.set(f.name, bitsStrided(raw, blockStart, fieldStride, h.points));
       }
     }
     blockStart += fieldStride * h.points;
@@ -489,11 +507,15 @@ function decodeAscii(buf: Uint8Array, h: PcdHeader, path: string): Map<string, F
 
 export function parsePcd(buf: Uint8Array, sourcePath = '<buffer>'): PointCloud {
   const h = parseHeader(buf, sourcePath);
+  const colourBits = new Map<string, Uint32Array>();
   const columns =
     h.data === 'ascii' ? decodeAscii(buf, h, sourcePath)
-    : h.data === 'binary' ? decodeBinary(buf, h, sourcePath)
-    : decodeBinaryCompressed(buf, h, sourcePath);
-  return { fields: h.fields, width: h.width, height: h.height, points: h.points, viewpoint: h.viewpoint, data: h.data, columns };
+    : h.data === 'binary' ? decodeBinary(buf, h, sourcePath, colourBits)
+    : decodeBinaryCompressed(buf, h, sourcePath, colourBits);
+  return {
+    fields: h.fields, width: h.width, height: h.height, points: h.points, viewpoint: h.viewpoint, data: h.data, columns,
+    ...(colourBits.size ? { colourBits } : {}),
+  };
 }
 
 export async function readPcd(path: string): Promise<PointCloud> {
@@ -527,6 +549,7 @@ export function pointCloudToXyzi(pc: PointCloud, sourcePath = '<point cloud>'): 
   let intensity: Float64Array | undefined;
   let scale = 1;
   let packed: PcdField | undefined;
+  let storedBits: Uint32Array | undefined;
   if (intensityField) {
     intensity = pc.columns.get('intensity')!;
     const bits = 8 * intensityField.size;
@@ -535,6 +558,7 @@ export function pointCloudToXyzi(pc: PointCloud, sourcePath = '<point cloud>'): 
   } else if (rgbField) {
     intensity = pc.columns.get(rgbField.name)!;
     packed = rgbField;
+    storedBits = pc.colourBits?.get(rgbField.name);
   }
 
   const out = new Float32Array(kept * 4);
@@ -551,9 +575,11 @@ export function pointCloudToXyzi(pc: PointCloud, sourcePath = '<point cloud>'): 
     if (intensity) {
       if (packed) {
         let bits: number;
-        if (packed.type === 'F') {
-          // A packed colour is a bit pattern stored as a float: recover the pattern. (If alpha and red
-          // make it a NaN pattern the conversion to float64 may have quieted it; OPV2V keeps alpha 0.)
+        if (storedBits) bits = storedBits[i]!;
+        else if (packed.type === 'F') {
+          // A packed colour is a bit pattern stored as a float: recover the pattern. (Binary data keeps the
+          // stored bits above; from ASCII text, or a PointCloud built by hand, a signalling-NaN pattern, alpha 255
+          // with a red of 128–191, comes back quieted.)
           bitsF32[0] = intensity[i]!;
           bits = bitsU32[0]!;
         } else bits = intensity[i]! >>> 0;
@@ -571,9 +597,7 @@ export function pointCloudToXyzi(pc: PointCloud, sourcePath = '<point cloud>'): 
  * values, bit for bit). DATA binary with 4-byte x, y, z and a 4-byte (or absent) intensity/rgb takes one pass over
  * the records without the per-field float64 columns: this is every sweep OPV2V and the simulator write, and the
  * columns cost an agent 3-4 ms and 6 MB of garbage per 100k-point frame. Everything else goes the general way.
- * (A packed colour is read from its bits directly. The general path goes through a float64, which quiets a colour
- * whose bits are a signalling NaN: with alpha 255, as PCL writes it, a red of 128–191. OPV2V and the simulator
- * write alpha 0.)
+ * (A packed colour is read from its bits, as the general path reads binary data: PointCloud.colourBits.)
  */
 export function parsePcdXyzi(buf: Uint8Array, sourcePath = '<buffer>'): Float32Array {
   const h = parseHeader(buf, sourcePath);

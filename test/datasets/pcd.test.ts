@@ -421,6 +421,21 @@ test('parsePcdXyzi: the single binary pass gives the general path\'s values, NaN
   assertSameCloud(parsePcdXyzi(bare), generalXyzi(bare), 'no intensity');
 });
 
+test('a packed colour whose bits are a signalling NaN (alpha 255, as PCL writes it, red 128–191) keeps its red byte', () => {
+  // 0xff8a0000: alpha 255, red 138 (0x8a). As a float32 that is a NaN whose quiet bit (22) is 0; through a float64,
+  // V8 sets that bit and the red byte would read 0xca = 202.
+  const rows = [[1, 2, 3, 0xff8a0000], [4, 5, 6, 0xff400000], [7, 8, 9, 0x00ab0000]];
+  const body = new Uint8Array(16 * rows.length);
+  const view = new DataView(body.buffer);
+  rows.forEach((r, i) => { view.setFloat32(16 * i, r[0]!, true); view.setFloat32(16 * i + 4, r[1]!, true); view.setFloat32(16 * i + 8, r[2]!, true); view.setUint32(16 * i + 12, r[3]!, true); });
+  const bytes = concat(ascii(header('x y z rgb', '4 4 4 4', 'F F F F', rows.length, 'binary')), body);
+  const want = [138, 64, 171].map((red) => Math.fround(red / 255));
+  const general = pointCloudToXyzi(parsePcd(bytes));
+  assert.deepEqual([general[3], general[7], general[11]], want, 'the general path, DATA binary');
+  const fast = parsePcdXyzi(bytes);
+  assert.deepEqual([fast[3], fast[7], fast[11]], want, 'the single pass');
+});
+
 test('parsePcdXyzi: layouts the single pass does not take go the general way, with its values and its errors', () => {
   const rows = [[1, 2, 3, 200, 0.5], [4, 5, 6, 17, 0.25]];
   // uint8 intensity (DAIR-V2X's vehicle side; stride 13), float64 coordinates, an ascii file: general path.
