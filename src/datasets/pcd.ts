@@ -204,8 +204,8 @@ function copyStrided(bytes: Uint8Array, offset: number, stride: number, n: numbe
 }
 
 /**
- * `length` bytes from `start`, 4-byte aligned for typed-array views: a view when they already are, else a copy at
- * offset 0 of its own buffer. (A Buffer's slice() is a view too, whatever its alignment.)
+ * `length` bytes from `start`, 8-byte aligned for typed-array views (float64 fields included): a view when they
+ * already are, else a copy at offset 0 of its own buffer. (A Buffer's slice() is a view too, whatever its alignment.)
  */
 function alignedRecords(buf: Uint8Array, start: number, length: number): Uint8Array {
   if ((buf.byteOffset + start) % 8 === 0) return buf.subarray(start, start + length);
@@ -644,37 +644,21 @@ function binaryXyzi(buf: Uint8Array, h: PcdHeader): Float32Array | undefined {
   const n = h.points;
   const out = new Float32Array(n * 4);
   const xw = x.word, yw = y.word, zw = z.word;
+  // Intensity: none (0), the red byte of a packed colour's bit pattern whatever TYPE it declares, or a number
+  // scaled as pointCloudToXyzi scales it.
+  const iw = intensity?.word ?? 0;
+  const u32 = new Uint32Array(records.buffer, records.byteOffset, need / 4);
+  const t = intensityField?.type;
+  const view = t === 'U' ? u32 : t === 'I' ? new Int32Array(records.buffer, records.byteOffset, need / 4) : f32;
+  const scale = t === 'U' ? 1 / (2 ** 32 - 1) : t === 'I' ? 1 / (2 ** 31 - 1) : 1;
+  const kind = rgbField ? 2 : intensityField ? 1 : 0;
   let kept = 0;
-  if (source === undefined) {
-    for (let i = 0, r = 0; i < n; i++, r += words) {
-      const px = f32[r + xw], py = f32[r + yw], pz = f32[r + zw];
-      if (px - px !== 0 || py - py !== 0 || pz - pz !== 0) continue;
-      const o = 4 * kept++;
-      out[o] = px; out[o + 1] = py; out[o + 2] = pz; out[o + 3] = 0;
-    }
-  } else if (rgbField) {
-    // The red byte of the packed colour's bit pattern, whatever TYPE the field declares.
-    const u32 = new Uint32Array(records.buffer, records.byteOffset, need / 4);
-    const iw = intensity!.word;
-    for (let i = 0, r = 0; i < n; i++, r += words) {
-      const px = f32[r + xw], py = f32[r + yw], pz = f32[r + zw];
-      if (px - px !== 0 || py - py !== 0 || pz - pz !== 0) continue;
-      const o = 4 * kept++;
-      out[o] = px; out[o + 1] = py; out[o + 2] = pz;
-      out[o + 3] = ((u32[r + iw] >>> 16) & 0xff) / 255;
-    }
-  } else {
-    const iw = intensity!.word;
-    const t = intensityField!.type;
-    const view = t === 'F' ? f32 : t === 'U' ? new Uint32Array(records.buffer, records.byteOffset, need / 4) : new Int32Array(records.buffer, records.byteOffset, need / 4);
-    const scale = t === 'U' ? 1 / (2 ** 32 - 1) : t === 'I' ? 1 / (2 ** 31 - 1) : 1;
-    for (let i = 0, r = 0; i < n; i++, r += words) {
-      const px = f32[r + xw], py = f32[r + yw], pz = f32[r + zw];
-      if (px - px !== 0 || py - py !== 0 || pz - pz !== 0) continue;
-      const o = 4 * kept++;
-      out[o] = px; out[o + 1] = py; out[o + 2] = pz;
-      out[o + 3] = view[r + iw] * scale;
-    }
+  for (let i = 0, r = 0; i < n; i++, r += words) {
+    const px = f32[r + xw], py = f32[r + yw], pz = f32[r + zw];
+    if (px - px !== 0 || py - py !== 0 || pz - pz !== 0) continue;
+    const o = 4 * kept++;
+    out[o] = px; out[o + 1] = py; out[o + 2] = pz;
+    out[o + 3] = kind === 2 ? ((u32[r + iw] >>> 16) & 0xff) / 255 : kind === 1 ? view[r + iw] * scale : 0;
   }
   return kept === n ? out : out.slice(0, 4 * kept);
 }
