@@ -200,13 +200,20 @@ export interface SignatureSplit {
   signature: Uint8Array | undefined;
 }
 
+interface WireRecord {
+  field: number;
+  wireType: number;
+  /** Where the record starts (its tag), where its value starts (after a length, for wire type 2), where it ends. */
+  start: number;
+  body: number;
+  end: number;
+}
+
 /**
- * Splits received bytes into what was signed and the signature, by walking the top-level wire records, so a
- * verifier checks the sender's exact bytes instead of a re-serialization. When the signature is the last record
- * (protobufjs writes fields in number order, and 15 is the highest), `signed` is a view, not a copy.
- * Throws MessageDecodeError on a truncated record or a group wire type; a repeated field 15 is malformed.
+ * Walks a message's top-level wire records without parsing their values. Throws MessageDecodeError on a truncated
+ * record or a group wire type (which this schema never uses).
  */
-export function splitSignature(kind: MessageKind, bytes: Uint8Array): SignatureSplit {
+function forEachRecord(kind: MessageKind, bytes: Uint8Array, visit: (record: WireRecord) => void): void {
   const fail = (detail: string): never => {
     throw new MessageDecodeError(kind, bytes.byteLength, detail);
   };
@@ -220,8 +227,6 @@ export function splitSignature(kind: MessageKind, bytes: Uint8Array): SignatureS
     }
     return fail(`varint longer than 10 bytes before byte ${at}`);
   };
-  const kept: Array<[start: number, end: number]> = [];
-  let signature: Uint8Array | undefined;
   let at = 0;
   while (at < bytes.byteLength) {
     const start = at;
@@ -250,17 +255,31 @@ export function splitSignature(kind: MessageKind, bytes: Uint8Array): SignatureS
         return fail(`field ${field} has wire type ${wireType}, which this schema never uses`);
     }
     if (end > bytes.byteLength) fail(`field ${field} runs past the end (${end} > ${bytes.byteLength})`);
+    visit({ field, wireType, start, body, end });
+    at = end;
+  }
+}
+
+/**
+ * Splits received bytes into what was signed and the signature, by walking the top-level wire records, so a
+ * verifier checks the sender's exact bytes instead of a re-serialization. When the signature is the last record
+ * (protobufjs writes fields in number order, and 15 is the highest), `signed` is a view, not a copy.
+ * Throws MessageDecodeError on a truncated record or a group wire type; a repeated field 15 is malformed.
+ */
+export function splitSignature(kind: MessageKind, bytes: Uint8Array): SignatureSplit {
+  const kept: Array<[start: number, end: number]> = [];
+  let signature: Uint8Array | undefined;
+  forEachRecord(kind, bytes, ({ field, wireType, start, body, end }) => {
     if (field === SIGNATURE_FIELD) {
-      if (wireType !== 2) fail(`signature field has wire type ${wireType}, expected 2 (a message)`);
-      if (signature) fail('two signature fields');
+      if (wireType !== 2) throw new MessageDecodeError(kind, bytes.byteLength, `signature field has wire type ${wireType}, expected 2 (a message)`);
+      if (signature) throw new MessageDecodeError(kind, bytes.byteLength, 'two signature fields');
       signature = bytes.subarray(body, end);
     } else {
       const last = kept[kept.length - 1];
       if (last && last[1] === start) last[1] = end;
       else kept.push([start, end]);
     }
-    at = end;
-  }
+  });
   if (kept.length === 0) return { signed: bytes.subarray(0, 0), signature };
   if (kept.length === 1) return { signed: bytes.subarray(kept[0][0], kept[0][1]), signature };
   const signed = new Uint8Array(kept.reduce((n, [s, e]) => n + e - s, 0));
@@ -270,6 +289,28 @@ export function splitSignature(kind: MessageKind, bytes: Uint8Array): SignatureS
     o += e - s;
   }
   return { signed, signature };
+}
+
+/** Field number of `header` in every top-level message. */
+export const HEADER_FIELD = 1;
+
+/**
+ * A message's Header alone, without decoding the rest: for a receiver that files messages by capture time and
+ * decodes them later (a result with predicted trajectories is thousands of objects). As protobufjs does for a
+ * message field written twice, the last one wins; a message without one gives an empty Header.
+ */
+export function decodeHeader(kind: MessageKind, bytes: Uint8Array): v2xfuse.v1.Header {
+  let body: Uint8Array | undefined;
+  forEachRecord(kind, bytes, (r) => {
+    if (r.field !== HEADER_FIELD) return;
+    if (r.wireType !== 2) throw new MessageDecodeError(kind, bytes.byteLength, `header field has wire type ${r.wireType}, expected 2 (a message)`);
+    body = bytes.subarray(r.body, r.end);
+  });
+  try {
+    return Header.decode(body ?? new Uint8Array(0));
+  } catch (err) {
+    throw new MessageDecodeError(kind, bytes.byteLength, `header: ${(err as Error).message}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { openDataset } from '../datasets/index.ts';
 import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../eval/index.ts';
 import { gridEvalRange } from '../fusion/index.ts';
-import { type FusionResult, type TrustedKey, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson, wire } from '../messages/index.ts';
+import { type FusionResult, type TrustedKey, decodeHeader, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson, wire } from '../messages/index.ts';
 import { loadManifest } from '../perception/index.ts';
 import type { AgentNodeSummary } from './agent-node.ts';
 import { startEmbeddedBroker } from './broker.ts';
@@ -165,7 +165,11 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
   try {
     // The evaluator subscribes first: nothing the fusion node publishes is missed.
     // It also follows the agents' status, to start a lockstep replay once every agent is running.
-    const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint; bytes: number }>();
+    // Results are kept as bytes and decoded once the replay is over: this process is the embedded broker too, and
+    // decoded results (thousands of small objects each, with predicted trajectories) kept alive for scoring made
+    // every young-generation collection copy them (10 ms a collection, up to 34 ms), which delayed the messages the
+    // broker was forwarding at the time, the measured latency among them.
+    const arrived = new Map<bigint, { payload: Uint8Array; arrivalNs: bigint }>();
     const running = new Set<string>();
     results = await MqttLink.connect({ url: brokerUrl, clientId: `v2xfuse-run-${session}` });
     results.onMessage((topic, payload, arrivalNs) => {
@@ -175,9 +179,8 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
           if (decodeMessage('status', payload).state === wire.AgentState.AGENT_STATE_RUNNING) running.add(parsed.id);
           return;
         }
-        const r = decodeMessage('result', payload);
-        received.set(nsFromWire(r.header?.captureTimeNs), { result: r, arrivalNs, bytes: payload.byteLength });
-        o.onProgress?.(received.size, frames);
+        arrived.set(nsFromWire(decodeHeader('result', payload).captureTimeNs), { payload: payload.slice(), arrivalNs });
+        o.onProgress?.(arrived.size, frames);
       } catch (err) {
         log(`evaluator: ${(err as Error).message}`);
       }
@@ -209,18 +212,20 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     const deadlineMs = o.deadlineMs ?? (o.rateHz > 0 ? 200 : 10_000);
     const fusionMode = o.mode;
     const fusionSummary = join(work, 'fusion.json');
-    const fusion = startChild('fusion node', [
-      'fusion', '--ego', egoId, ...common, '--fusion', fusionMode, '--deadline-ms', String(deadlineMs),
-      '--clock', o.rateHz > 0 ? 'wall' : 'replay', '--exit-when-ego-offline', '--summary', fusionSummary,
-      ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
-      '--threads', String(o.threads ?? 1), ...trustArgs,
-      ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
-      ...(o.combine ? ['--combine', o.combine] : []), ...(o.compensate ? ['--compensate'] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
-      ...(o.consistencyCheck ? ['--consistency-check'] : []),
-      ...(o.confidenceMapStride !== undefined ? ['--confidence-map', String(o.confidenceMapStride)] : []),
-    ], log);
-    children.push(fusion);
-    await waitForLine(fusion, 'listening on', 60_000);
+    const startFusionNode = async () => {
+      const fusion = startChild('fusion node', [
+        'fusion', '--ego', egoId, ...common, '--fusion', fusionMode, '--deadline-ms', String(deadlineMs),
+        '--clock', o.rateHz > 0 ? 'wall' : 'replay', '--exit-when-ego-offline', '--summary', fusionSummary,
+        ...(collaborators.length ? ['--expect', collaborators.join(',')] : []),
+        '--threads', String(o.threads ?? 1), ...trustArgs,
+        ...(o.predictor ? ['--predictor', o.predictor] : []), ...(o.motion ? ['--motion', o.motion] : []),
+        ...(o.combine ? ['--combine', o.combine] : []), ...(o.compensate ? ['--compensate'] : []), ...(o.lateMerge ? ['--late-merge', o.lateMerge] : []),
+        ...(o.consistencyCheck ? ['--consistency-check'] : []),
+        ...(o.confidenceMapStride !== undefined ? ['--confidence-map', String(o.confidenceMapStride)] : []),
+      ], log);
+      children.push(fusion);
+      await waitForLine(fusion, 'listening on', 60_000);
+    };
 
     // One epoch for every agent: the same dataset frame carries the same capture time in all their messages.
     // A paced replay starts when every agent says it is ready (loaded, warmed up, preencoded): the run then announces
@@ -229,6 +234,10 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     if (o.preencodeCollaborators && !(o.rateHz > 0)) throw new RunError('preencoding collaborators needs a paced replay (--rate above 0)');
     const startSignal = o.rateHz > 0;
     const preencode = !!o.preencodeCollaborators;
+    // A paced replay starts its fusion node last, once the agents are ready: started first, it sat idle while they
+    // warmed up (a minute when collaborators preencode), V8 shrank its heap back meanwhile (the memory reducer), and
+    // the first frames paid for growing it again. Agents publish nothing but their (retained) status before the start.
+    if (!startSignal) await startFusionNode();
     let epochNs = epochNowNs();
     if (!startSignal) await recorder?.recordSequence(seq, { frames, egoId, epochNs });
     // As fast as possible = lockstep: the ego's frames, with the capture times its agent will stamp (replay.ts).
@@ -285,6 +294,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
 
     if (startSignal) {
       await waitUntilRunning([egoId, ...collaborators]);
+      await startFusionNode();
       epochNs = epochNowNs() + 1_000_000_000n;
       await recorder?.recordSequence(seq, { frames, egoId, epochNs });
       await results.publish(replayStartTopic(session), new TextEncoder().encode(epochNs.toString()), { qos: 1, retain: true });
@@ -312,7 +322,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
       for (const f of schedule) {
         await results.publish(tickTopic, new TextEncoder().encode(String(f.index)), { qos: 1, retain: true });
         // A frame the fusion node never answers (it failed on it) must not stall the replay for good.
-        await waitFor(() => received.has(f.captureNs), deadlineMs + 60_000);
+        await waitFor(() => arrived.has(f.captureNs), deadlineMs + 60_000);
       }
     }
 
@@ -345,6 +355,14 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     // Frames the ego agent skipped, behind its sensor (latestOnly), had no result: scored as such, in frame order.
     for (const s of ego.skipped ?? []) scored.push({ index: s.index, captureNs: BigInt(s.captureNs), result: undefined });
     if (ego.skipped?.length) extraDropped['behind-sensor'] = ego.skipped.length;
+    const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint; bytes: number }>();
+    for (const [captureNs, { payload, arrivalNs }] of arrived) {
+      try {
+        received.set(captureNs, { result: decodeMessage('result', payload), arrivalNs, bytes: payload.byteLength });
+      } catch (err) {
+        log(`evaluator: ${(err as Error).message}`);
+      }
+    }
     for (const f of ego.perFrame) {
       const got = received.get(BigInt(f.captureNs));
       scored.push({ index: f.index, captureNs: BigInt(f.captureNs), result: got?.result });

@@ -9,6 +9,7 @@ import {
   agentKindFromWire,
   agentKindToWire,
   countFromWire,
+  decodeHeader,
   decodeMessage,
   encodeMessage,
   nsFromWire,
@@ -191,4 +192,34 @@ test('splitSignature returns exactly the bytes the sender signed, wherever the s
   const twice = new Uint8Array([...signed, ...sigRecord]);
   assert.throws(() => splitSignature('objects', twice), /two signature fields/);
   assert.throws(() => splitSignature('objects', Uint8Array.from([0x0b])), /wire type 3/);
+});
+
+test('decodeHeader reads the header alone, as the full decode does, wherever it sits', () => {
+  const init = {
+    header: header('fusion-302', 41),
+    mode: wire.FusionMode.FUSION_MODE_INTERMEDIATE,
+    detections: Array.from({ length: 30 }, (_, k) => ({ box: { x: k, y: 2, z: -1, l: 4.5, w: 2, h: 1.6, yaw: 0.5 }, objectClass: 1, score: 0.5 })),
+    tracks: [{ trackId: 4, predictions: [{ probability: 1, waypoints: [{ timeOffsetS: 0.5, x: 3, y: 2 }] }] }],
+    signature: { ecdsaP256Sha256: new Uint8Array(64).fill(7), keyId: 'k1' },
+  };
+  const bytes = encodeMessage('result', init);
+  const h = decodeHeader('result', bytes);
+  assert.equal(nsFromWire(h.captureTimeNs), CAPTURE_NS);
+  assert.equal(h.senderId, 'fusion-302');
+  assert.equal(h.sequence, 41);
+  assert.deepEqual(h.toJSON(), (decodeMessage('result', bytes).header as typeof h).toJSON());
+
+  // The header moved behind the other fields, and written twice (the last wins, as protobufjs decodes it).
+  const headerRecord = encodeMessage('status', { header: header('first', 1) });
+  const later = encodeMessage('status', { header: header('second', 2) });
+  const body = encodeMessage('result', { ...init, header: undefined });
+  const reordered = new Uint8Array([...body, ...headerRecord, ...later]);
+  assert.equal(decodeHeader('result', reordered).senderId, 'second');
+  assert.equal(decodeMessage('result', reordered).header?.senderId, 'second');
+  assert.equal(nsFromWire(decodeHeader('result', body).captureTimeNs), 0n, 'no header: an empty one');
+
+  assert.throws(() => decodeHeader('result', bytes.subarray(0, bytes.length - 3)), (err: unknown) => err instanceof MessageDecodeError && err.kind === 'result');
+  assert.throws(() => decodeHeader('result', Uint8Array.from([0x08, 0x01])), /header field has wire type 0/);
+  // A header record whose own contents are broken.
+  assert.throws(() => decodeHeader('status', Uint8Array.from([0x0a, 0x02, 0x29, 0x01])), /malformed status message \(4 bytes\): header: /);
 });
