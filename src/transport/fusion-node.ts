@@ -4,7 +4,7 @@
 // Whatever goes wrong with one message (rejected, late, missing) costs that message only: it is counted by
 // reason and the node goes on, ego-only if need be.
 import { deflateSync } from 'node:zlib';
-import { decodeFeatures, encodeFeatures, parseCodecSpec } from '../codec/index.ts';
+import { encodeFeatures, parseCodecSpec } from '../codec/index.ts';
 import type { Detection } from '../eval/index.ts';
 import { type AttributedDetection, attentionFuse, type ConsistencyOptions, type ConsistencyVerdict, type FreeSpaceMap, MergedCloudEncoder, checkFeatureViews, freeSpaceFromWire, featureConfidenceMap, featureContributors, filterConsistent, mergedContributors, pooledSize, quantiseConfidence, rangeContributors, fuseLate, maxFuse, meanFuse, mergeHybrid, mergePointClouds, mergedLength, objectsToDetections, warpToEgo, weightedBoxFusion } from '../fusion/index.ts';
 import { type TrackedMotion, compensateFeatureMotion, featureMotionsFromTracks } from '../fusion/index.ts';
@@ -744,6 +744,7 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
     });
     const wireGrid = describeFeatureGrid(models.grid);
     const warmUpPose = { x: 1.25, y: 2.5, z: 0.125, roll: 0.001, pitch: 0.002, yaw: 0.3 };
+    let warmUpRefused = false;
     const coded = Array.from({ length: agents }, (_, k) => encodeFeatures(src, H, W, C, parseCodecSpec(k === 0 ? 'int8' : 'int8+top10%+deflate'), { confidence }));
     for (let r = 0; r < rounds; r++) {
       const now = epochNowNs();
@@ -753,8 +754,12 @@ export async function runFusionNode(o: FusionNodeOptions): Promise<FusionNodeSum
           header: { schemaVersion: SCHEMA_VERSION, senderId: sender, senderKind: agentKindToWire('vehicle'), sequence: r + 1, captureTimeNs: nsToWire(now), sendTimeNs: nsToWire(now), senderPose: warmUpPose, modelId: models.manifest.modelId },
           grid: wireGrid, encoding: { ...c.header, channelReductionRatio: 0 }, payload: c.payload,
         }));
-        // A refusal is not expected here; the warm-up would then go on with the maps as they are.
-        warmGate.admit('features', sender, bytes, now, { out: maps[k].features, mask: maps[k].mask });
+        const admitted = warmGate.admit('features', sender, bytes, now, { out: maps[k].features, mask: maps[k].mask });
+        // Not expected: the warm-up then goes on with the maps as they are, without having warmed the decoder.
+        if (!admitted.ok && !warmUpRefused) {
+          warmUpRefused = true;
+          log(`warm-up message refused (${admitted.reason}: ${admitted.detail}): the first frames will decode cold`);
+        }
         return maps[k];
       });
       const aligned: Float32Array[] = [decoded[0].features];

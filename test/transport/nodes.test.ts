@@ -80,6 +80,7 @@ test('fusion node: junk refused by reason, a missing collaborator costs its dead
     for (const b of collaborator.messageBytes.features!) assert.ok(b < 400_000, `collaborator message ${b} bytes`);
     assert.equal(summary.framesFused, 3);
     assert.equal(results.length, 3);
+    assert.ok(!logs.some((l) => l.includes('warm-up message refused')), 'the warm-up decodes real messages through a gate');
     // One timing per fused frame: the warm-up runs the same functions (the confidence map among them) uncounted.
     for (const s of ['align', 'fuse', 'confidence', 'result']) assert.equal(summary.stageMs[s]?.length, 3, `${s}: ${summary.stageMs[s]?.length}`);
     for (const r of results) {
