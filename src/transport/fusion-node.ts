@@ -21,7 +21,6 @@ import {
   agentKindToWire,
   encodeMessage,
   loadSigningKey,
-  nsFromWire,
   nsToWire,
   objectClassToWire,
   signMessage,

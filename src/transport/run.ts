@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDataset } from '../datasets/index.ts';
-import { ClassAwareApAccumulator, type Detection, cooperativeGroundTruth } from '../eval/index.ts';
+import { ClassAwareApAccumulator } from '../eval/index.ts';
 import { gridEvalRange } from '../fusion/index.ts';
-import { type FusionResult, type TrustedKey, decodeHeader, decodeMessage, generateSigningKey, nsFromWire, objectClassFromWire, trustListJson, wire } from '../messages/index.ts';
+import { type FusionResult, type TrustedKey, decodeHeader, decodeMessage, generateSigningKey, nsFromWire, trustListJson, wire } from '../messages/index.ts';
 import { loadManifest } from '../perception/index.ts';
 import type { AgentNodeSummary } from './agent-node.ts';
 import { startEmbeddedBroker } from './broker.ts';
@@ -167,7 +167,7 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     // It also follows the agents' status, to start a lockstep replay once every agent is running.
     // Results are kept as bytes and decoded once the replay is over: this process is the embedded broker too, and
     // decoded results (thousands of small objects each, with predicted trajectories) kept alive for scoring made
-    // every young-generation collection copy them (10 ms a collection, up to 34 ms), which delayed the messages the
+    // every young-generation collection copy them (12–19 ms a collection, up to 51 ms), which delayed the messages the
     // broker was forwarding at the time, the measured latency among them.
     const arrived = new Map<bigint, { payload: Uint8Array; arrivalNs: bigint }>();
     const running = new Set<string>();
@@ -355,27 +355,29 @@ export async function runDeployment(o: RunOptions): Promise<RunReport> {
     // Frames the ego agent skipped, behind its sensor (latestOnly), had no result: scored as such, in frame order.
     for (const s of ego.skipped ?? []) scored.push({ index: s.index, captureNs: BigInt(s.captureNs), result: undefined });
     if (ego.skipped?.length) extraDropped['behind-sensor'] = ego.skipped.length;
-    const received = new Map<bigint, { result: FusionResult; arrivalNs: bigint; bytes: number }>();
-    for (const [captureNs, { payload, arrivalNs }] of arrived) {
+    // A result that does not decode counts as none (and is said).
+    const decodeResult = (payload: Uint8Array): FusionResult | undefined => {
       try {
-        received.set(captureNs, { result: decodeMessage('result', payload), arrivalNs, bytes: payload.byteLength });
+        return decodeMessage('result', payload);
       } catch (err) {
         log(`evaluator: ${(err as Error).message}`);
+        return undefined;
       }
-    }
+    };
     for (const f of ego.perFrame) {
-      const got = received.get(BigInt(f.captureNs));
-      scored.push({ index: f.index, captureNs: BigInt(f.captureNs), result: got?.result });
-      if (!got) {
+      const got = arrived.get(BigInt(f.captureNs));
+      const result = got && decodeResult(got.payload);
+      scored.push({ index: f.index, captureNs: BigInt(f.captureNs), result });
+      if (!got || !result) {
         extraDropped['no-result'] = (extraDropped['no-result'] ?? 0) + 1;
         continue;
       }
       // Paced, capture times are wall-clock times: from the capture, so an agent running behind its sensor shows
       // in the latency. In lockstep they are a replay clock: from when the agent took the frame.
       endToEndMs.push(Number(got.arrivalNs - BigInt(o.rateHz > 0 ? f.captureNs : f.startWallNs)) / 1e6);
-      resultBytes.push(got.bytes);
-      if (got.result.confidenceMap) confidenceMapBytes.push(wire.ConfidenceMap.encode(got.result.confidenceMap).finish().byteLength);
-      for (const c of got.result.contributions) {
+      resultBytes.push(got.payload.byteLength);
+      if (result.confidenceMap) confidenceMapBytes.push(wire.ConfidenceMap.encode(result.confidenceMap).finish().byteLength);
+      for (const c of result.contributions) {
         if (c.used) framesUsed[c.agentId ?? ''] = (framesUsed[c.agentId ?? ''] ?? 0) + 1;
         else if (c.refusedReason) extraDropped[c.refusedReason] = (extraDropped[c.refusedReason] ?? 0) + 1;
       }
